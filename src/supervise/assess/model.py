@@ -1,0 +1,129 @@
+"""Plain data that the assessment engine returns and that bulletins, JSON and explain read.
+
+These dataclasses are the contract between assess/ and bulletin/, jobs and the CLI.
+Every number a bulletin prints comes from here; writers compute nothing themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class IndicatorScore:
+    """One unit's score on one rulebook indicator, with everything needed to explain it."""
+
+    code: str                       # rulebook indicator code, e.g. "revenue_growth"
+    label: str                      # 营业收入同比增速
+    method: str                     # rank | minmax | completion | bands | ratio_to_best
+    weight: float
+    value: float | None             # the unit's computed value; None = cannot be computed
+    points: float                   # points awarded (unrounded)
+    inputs: dict[str, float | None] # aggregated inputs used by expr (and target), by name
+    reference: dict[str, Any]       # what it was measured against: min, max, target, place, n, step, bands...
+    note: str = ""                  # e.g. "无法计算（除数为0），按 missing=zero 记0分"
+
+
+@dataclass
+class Deduction:
+    on: str                         # late | missing | rejected | warning
+    count: float                    # occurrences (or days late)
+    points: float                   # points deducted (positive number), after the cap
+    note: str = ""
+
+
+@dataclass
+class UnitResult:
+    county_code: str
+    county_name: str
+    scores: dict[str, IndicatorScore]   # by rulebook indicator code, in rulebook order
+    deductions: list[Deduction]
+    total: float                        # sum(points) - sum(deductions), unrounded
+    score: float                        # total rounded to ranking.precision
+    rank: int
+    reporting_state: str                # on_time | late | missing | rejected
+    net: float | None = None            # settlement net (万元), None without settlement
+
+    @property
+    def deduction_points(self) -> float:
+        return sum(d.points for d in self.deductions)
+
+    @property
+    def points(self) -> dict[str, float]:
+        return {code: s.points for code, s in self.scores.items()}
+
+
+@dataclass
+class Transfer:
+    payer: str        # county code
+    payee: str        # county code
+    amount: float     # 万元
+
+
+@dataclass
+class Settlement:
+    applies: bool
+    reason: str                          # why there is no settlement (Chinese), "" when it applies
+    rewards: list[float]                 # 万元 for ranks 1, 2, 3
+    ledger: list[Transfer] = field(default_factory=list)
+    net: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class RewardTally:
+    """The yearly 新建入统 (2万 each) / 小升规 (1万 each) tally for one county."""
+
+    county_code: str
+    county_name: str
+    new_entered: float
+    upgraded: float
+    amount: float                        # 万元
+
+
+@dataclass
+class AssessmentResult:
+    rulebook: str                        # rulebook id
+    title: str
+    version: str
+    period: str                          # 2025-03 | 2025Q1 | 2025
+    period_kind: str                     # month | quarter | year
+    data: str                            # monthly | quarterly
+    indicators: list[dict[str, Any]]     # the rulebook's indicators: code, label, unit, weight, method...
+    units: list[UnitResult]              # sorted by rank, then county code
+    settlement: Settlement | None
+    rewards_tally: list[RewardTally] = field(default_factory=list)
+    inputs_hash: str = ""
+    assessment_id: int | None = None
+
+    def unit(self, county_code: str) -> UnitResult:
+        for u in self.units:
+            if u.county_code == county_code:
+                return u
+        raise KeyError(county_code)
+
+    def to_json(self) -> dict[str, Any]:
+        """The SPEC §10 `run --json` shape for one assessment (plus extra keys)."""
+        s = self.settlement
+        return {
+            "rulebook": self.rulebook,
+            "title": self.title,
+            "version": self.version,
+            "period": self.period,
+            "ranking": [
+                {
+                    "county_code": u.county_code,
+                    "county_name": u.county_name,
+                    "score": u.score,
+                    "rank": u.rank,
+                    "points": {k: round(v, 6) for k, v in u.points.items()},
+                    "deductions": round(u.deduction_points, 6),
+                    "reporting_state": u.reporting_state,
+                }
+                for u in self.units
+            ],
+            "ledger": [asdict(t) for t in (s.ledger if s else [])],
+            "net": dict(s.net) if s and s.applies else {},
+            "settlement": None if s is None else {"applies": s.applies, "reason": s.reason, "rewards": s.rewards},
+            "inputs_hash": self.inputs_hash,
+        }

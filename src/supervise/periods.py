@@ -1,0 +1,247 @@
+"""Reporting periods (month, quarter, year), their deadlines and lateness.
+
+Pure code: no clock inside. Every function that needs "now" takes it as an argument.
+All times are timezone-aware; the bureau's zone is Asia/Shanghai.
+"""
+
+from __future__ import annotations
+
+from .errors import SuperviseError
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import ClassVar, Literal, Union
+from zoneinfo import ZoneInfo
+
+TZ = ZoneInfo("Asia/Shanghai")
+
+Kind = Literal["month", "quarter", "year"]
+
+
+class PeriodError(SuperviseError, ValueError):
+    """A period string that cannot be understood."""
+
+
+@dataclass(frozen=True, order=True)
+class Month:
+    year: int
+    month: int
+
+    kind: ClassVar[Kind] = "month"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.month <= 12:
+            raise PeriodError(f"month out of range: {self.month}")
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.year}年{self.month}月"
+
+    @property
+    def dataset(self) -> str:
+        return "monthly"
+
+    def first_day(self) -> date:
+        return date(self.year, self.month, 1)
+
+    def last_day(self) -> date:
+        return self.next().first_day() - timedelta(days=1)
+
+    def next(self) -> Month:
+        return Month(self.year + self.month // 12, self.month % 12 + 1)
+
+    def previous(self) -> Month:
+        return Month(self.year - 1, 12) if self.month == 1 else Month(self.year, self.month - 1)
+
+    def quarter(self) -> Quarter:
+        return Quarter(self.year, (self.month - 1) // 3 + 1)
+
+    def months(self) -> list[Month]:
+        return [self]
+
+
+@dataclass(frozen=True, order=True)
+class Quarter:
+    year: int
+    quarter: int
+
+    kind: ClassVar[Kind] = "quarter"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.quarter <= 4:
+            raise PeriodError(f"quarter out of range: {self.quarter}")
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}Q{self.quarter}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.year}年第{'一二三四'[self.quarter - 1]}季度"
+
+    @property
+    def dataset(self) -> str:
+        return "quarterly"
+
+    def first_day(self) -> date:
+        return date(self.year, 3 * self.quarter - 2, 1)
+
+    def last_day(self) -> date:
+        return self.last_month().last_day()
+
+    def last_month(self) -> Month:
+        return Month(self.year, 3 * self.quarter)
+
+    def months(self) -> list[Month]:
+        return [Month(self.year, 3 * self.quarter - 2 + i) for i in range(3)]
+
+    def next(self) -> Quarter:
+        return Quarter(self.year + 1, 1) if self.quarter == 4 else Quarter(self.year, self.quarter + 1)
+
+    def previous(self) -> Quarter:
+        return Quarter(self.year - 1, 4) if self.quarter == 1 else Quarter(self.year, self.quarter - 1)
+
+
+@dataclass(frozen=True, order=True)
+class Year:
+    year: int
+
+    kind: ClassVar[Kind] = "year"
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.year}年"
+
+    def first_day(self) -> date:
+        return date(self.year, 1, 1)
+
+    def last_day(self) -> date:
+        return date(self.year, 12, 31)
+
+    def december(self) -> Month:
+        return Month(self.year, 12)
+
+    def q4(self) -> Quarter:
+        return Quarter(self.year, 4)
+
+    def next(self) -> Year:
+        return Year(self.year + 1)
+
+    def previous(self) -> Year:
+        return Year(self.year - 1)
+
+
+Period = Union[Month, Quarter, Year]
+
+_MONTH = re.compile(r"^(\d{4})-(\d{1,2})$")
+_QUARTER = re.compile(r"^(\d{4})[Qq]([1-4])$")
+_YEAR = re.compile(r"^(\d{4})$")
+
+
+def parse_period(text: str) -> Period:
+    """Parse '2025-03', '2025Q1' or '2025'."""
+    s = str(text).strip()
+    if m := _MONTH.match(s):
+        month = int(m.group(2))
+        if not 1 <= month <= 12:
+            raise PeriodError(f"月份无效 / invalid month: {text!r}")
+        return Month(int(m.group(1)), month)
+    if m := _QUARTER.match(s):
+        return Quarter(int(m.group(1)), int(m.group(2)))
+    if m := _YEAR.match(s):
+        return Year(int(m.group(1)))
+    raise PeriodError(
+        f"报告期格式无效 / invalid period {text!r}: use 2025-03 (month), 2025Q1 (quarter) or 2025 (year)"
+    )
+
+
+def parse_month(text: str) -> Month:
+    p = parse_period(text)
+    if not isinstance(p, Month):
+        raise PeriodError(f"not a month: {text!r} (expected e.g. 2025-03)")
+    return p
+
+
+def parse_quarter(text: str) -> Quarter:
+    p = parse_period(text)
+    if not isinstance(p, Quarter):
+        raise PeriodError(f"not a quarter: {text!r} (expected e.g. 2025Q1)")
+    return p
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """When data are due: day of the following month (monthly) / of the month after the quarter."""
+
+    monthly_day: int = 5
+    quarterly_day: int = 10
+
+    def due_day(self, period: Period) -> date:
+        """The last calendar day on which a submission for `period` is on time."""
+        if isinstance(period, Month):
+            nxt = period.next()
+            return date(nxt.year, nxt.month, min(self.monthly_day, nxt.last_day().day))
+        if isinstance(period, Quarter):
+            nxt = period.last_month().next()
+            return date(nxt.year, nxt.month, min(self.quarterly_day, nxt.last_day().day))
+        # A year is assessed on its December / Q4 data: due with the Q4 update.
+        return self.due_day(Quarter(period.year, 4))
+
+    def deadline(self, period: Period) -> datetime:
+        """The instant the period's data are due: the end (24:00) of the due day, Asia/Shanghai."""
+        return datetime.combine(self.due_day(period) + timedelta(days=1), time(0), tzinfo=TZ)
+
+    def is_late(self, period: Period, received_at: datetime) -> bool:
+        return _aware(received_at) >= self.deadline(period)
+
+    def days_late(self, period: Period, received_at: datetime) -> int:
+        """Calendar days after the due day (received on the 6th, due the 5th: 1). 0 when on time."""
+        received_day = _aware(received_at).astimezone(TZ).date()
+        return max(0, (received_day - self.due_day(period)).days)
+
+    def due_now(self, kind: Kind, now: datetime) -> Period:
+        """The most recent period of `kind` whose deadline has passed at `now`."""
+        local = _aware(now).astimezone(TZ)
+        if kind == "month":
+            m = Month(local.year, local.month).previous()
+            while self.deadline(m) > local:
+                m = m.previous()
+            return m
+        if kind == "quarter":
+            q = Month(local.year, local.month).quarter().previous()
+            while self.deadline(q) > local:
+                q = q.previous()
+            return q
+        y = Year(local.year - 1)
+        while self.deadline(y) > local:
+            y = y.previous()
+        return y
+
+    def open_period(self, kind: Literal["month", "quarter"], now: datetime) -> Period:
+        """The period counties are currently reporting: the earliest one whose deadline is still ahead."""
+        due = self.due_now(kind, now)
+        return due.next()
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=TZ)
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an ISO-8601 time; a time without zone is Asia/Shanghai."""
+    try:
+        dt = datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise PeriodError(f"invalid ISO-8601 time {text!r} (e.g. 2025-04-05T17:30:00+08:00)") from exc
+    return _aware(dt)
+
+
+def months_of_year_until(month: Month) -> list[Month]:
+    """January of `month`'s year up to `month`, inclusive."""
+    return [Month(month.year, m) for m in range(1, month.month + 1)]

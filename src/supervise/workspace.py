@@ -1,0 +1,216 @@
+"""The workspace (home folder): settings, paths, the registry and the database.
+
+    <home>/supervise.toml   settings
+    <home>/supervise.db     SQLite database
+    <home>/reference/       counties.csv, clusters.csv, targets.csv, indicators.csv
+    <home>/rules/           rulebooks (*.toml)
+    <home>/inbox/           files waiting to be collected; inbox/<county_code>/ names the sender
+    <home>/archive/         every file received, unchanged (content-addressed by SHA-256)
+    <home>/reports/<period>/ bulletins and results JSON
+    <home>/outbox/          blank templates, mail that could not be sent
+"""
+
+from __future__ import annotations
+
+from .errors import SuperviseError
+
+import os
+import shutil
+import sqlite3
+import tomllib
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .periods import Deadlines
+from .registry import Registry, default_data_dir, load_registry
+
+SETTINGS_FILE = "supervise.toml"
+DB_FILE = "supervise.db"
+FOLDERS = ("reference", "rules", "inbox", "archive", "reports", "outbox")
+REFERENCE_FILES = ("counties.csv", "clusters.csv", "targets.csv", "indicators.csv")
+
+
+class WorkspaceError(SuperviseError, RuntimeError):
+    """The workspace is missing or its settings are wrong."""
+
+
+def _defaults() -> dict[str, dict[str, Any]]:
+    with open(default_data_dir() / SETTINGS_FILE, "rb") as f:
+        return tomllib.load(f)
+
+
+@dataclass
+class Settings:
+    """Settings from supervise.toml, each section a dict, defaults filled in."""
+
+    data: dict[str, dict[str, Any]] = field(default_factory=_defaults)
+
+    def section(self, name: str) -> dict[str, Any]:
+        return self.data.get(name, {})
+
+    def get(self, section: str, key: str) -> Any:
+        return self.data[section][key]
+
+    @property
+    def deadlines(self) -> Deadlines:
+        d = self.section("deadlines")
+        return Deadlines(monthly_day=int(d["monthly_day"]), quarterly_day=int(d["quarterly_day"]))
+
+    @property
+    def limits(self) -> dict[str, Any]:
+        return self.section("limits")
+
+    @property
+    def validation(self) -> dict[str, Any]:
+        return self.section("validation")
+
+
+def load_settings(path: Path) -> Settings:
+    """Read supervise.toml over the defaults; unknown sections/keys and wrong types are refused."""
+    defaults = _defaults()
+    if not path.exists():
+        return Settings(defaults)
+    try:
+        with open(path, "rb") as f:
+            user = tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise WorkspaceError(f"{path}: not valid TOML: {exc}") from exc
+    merged = {k: dict(v) for k, v in defaults.items()}
+    for section, values in user.items():
+        if section not in defaults:
+            raise WorkspaceError(
+                f"{path}: unknown section [{section}]; known: {', '.join(sorted(defaults))}"
+            )
+        if not isinstance(values, dict):
+            raise WorkspaceError(f"{path}: [{section}] must be a table")
+        for key, value in values.items():
+            if key not in defaults[section]:
+                raise WorkspaceError(
+                    f"{path}: unknown key {key!r} in [{section}]; "
+                    f"known: {', '.join(sorted(defaults[section]))}"
+                )
+            want = type(defaults[section][key])
+            ok = isinstance(value, want) or (want is float and isinstance(value, int))
+            if want is int and isinstance(value, bool):
+                ok = False
+            if not ok:
+                raise WorkspaceError(
+                    f"{path}: [{section}] {key} must be a {want.__name__}, not {value!r}"
+                )
+            merged[section][key] = value
+    return Settings(merged)
+
+
+@dataclass
+class Workspace:
+    """A supervise home folder. Cheap to create; opens things lazily."""
+
+    home: Path
+
+    def __post_init__(self) -> None:
+        self.home = Path(self.home).resolve()
+
+    # ---- paths
+    @property
+    def settings_path(self) -> Path:
+        return self.home / SETTINGS_FILE
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / DB_FILE
+
+    @property
+    def reference_dir(self) -> Path:
+        return self.home / "reference"
+
+    @property
+    def rules_dir(self) -> Path:
+        return self.home / "rules"
+
+    @property
+    def inbox_dir(self) -> Path:
+        return self.home / "inbox"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.home / "archive"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.home / "outbox"
+
+    def report_dir(self, period: object) -> Path:
+        return self.reports_dir / str(period)
+
+    def exists(self) -> bool:
+        return self.settings_path.exists() and self.db_path.exists()
+
+    def require(self) -> Workspace:
+        if not self.exists():
+            raise WorkspaceError(
+                f"{self.home} is not a supervise workspace; run `supervise --home {self.home} init`"
+            )
+        return self
+
+    def inside(self, path: Path) -> Path:
+        """Resolve `path` and refuse it unless it lies inside the workspace."""
+        p = Path(path).resolve()
+        if p != self.home and self.home not in p.parents:
+            raise WorkspaceError(f"path {path} leaves the workspace {self.home}")
+        return p
+
+    # ---- loaded things
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings(self.settings_path)
+
+    @cached_property
+    def registry(self) -> Registry:
+        return load_registry(self.reference_dir)
+
+    def connect(self) -> sqlite3.Connection:
+        """Open the database, migrated to the current schema."""
+        from .store import connect
+
+        return connect(self.db_path)
+
+
+def home_from(option: str | os.PathLike[str] | None) -> Path:
+    """--home, else $SUPERVISE_HOME, else the current folder."""
+    if option:
+        return Path(option)
+    env = os.environ.get("SUPERVISE_HOME")
+    return Path(env) if env else Path.cwd()
+
+
+def init_workspace(home: Path, *, force: bool = False) -> Workspace:
+    """Create the folders, a commented supervise.toml, the database, reference/ and rules/.
+
+    Existing files are kept (a bureau's edits are never overwritten) unless `force`.
+    """
+    ws = Workspace(home)
+    ws.home.mkdir(parents=True, exist_ok=True)
+    for name in FOLDERS:
+        (ws.home / name).mkdir(exist_ok=True)
+    data = default_data_dir()
+    if force or not ws.settings_path.exists():
+        shutil.copyfile(data / SETTINGS_FILE, ws.settings_path)
+    for name in REFERENCE_FILES:
+        target = ws.reference_dir / name
+        if force or not target.exists():
+            shutil.copyfile(data / name, target)
+    for rule in sorted((data / "rules").glob("*.toml")):
+        target = ws.rules_dir / rule.name
+        if force or not target.exists():
+            shutil.copyfile(rule, target)
+    ws.connect().close()
+    # Validate what we created (also catches a broken existing file).
+    _ = ws.settings
+    _ = ws.registry
+    return ws

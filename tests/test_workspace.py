@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from supervise.cli import cli
+from supervise.registry import RegistryError, load_registry
+from supervise.workspace import WorkspaceError, load_settings
+
+
+def test_init_creates_the_workspace(tmp_path: Path):
+    home = tmp_path / "ws"
+    result = CliRunner().invoke(cli, ["--home", str(home), "init"])
+    assert result.exit_code == 0, result.output
+    for folder in ("reference", "rules", "inbox", "archive", "reports", "outbox"):
+        assert (home / folder).is_dir()
+    assert (home / "supervise.toml").read_text(encoding="utf-8").startswith("# supervise settings")
+    assert (home / "supervise.db").exists()
+    reg = load_registry(home / "reference")
+    assert len(reg.counties) == 14 and len(reg.clusters) == 45
+    assert [c.code for c in reg.clusters_of("130924")] == ["CZ44", "CZ45"]  # 海兴县
+    assert reg.counties["130930"].name == "孟村回族自治县"
+
+
+def test_init_keeps_a_bureaus_edits(tmp_path: Path):
+    home = tmp_path / "ws"
+    CliRunner().invoke(cli, ["--home", str(home), "init"])
+    (home / "supervise.toml").write_text("[deadlines]\nmonthly_day = 8\n", encoding="utf-8")
+    CliRunner().invoke(cli, ["--home", str(home), "init"])
+    assert "monthly_day = 8" in (home / "supervise.toml").read_text(encoding="utf-8")
+
+
+def test_home_from_environment(tmp_path: Path):
+    result = CliRunner().invoke(cli, ["init"], env={"SUPERVISE_HOME": str(tmp_path / "envhome")})
+    assert result.exit_code == 0
+    assert (tmp_path / "envhome" / "supervise.db").exists()
+
+
+def test_settings_refuse_unknown_key_and_wrong_type(tmp_path: Path):
+    p = tmp_path / "supervise.toml"
+    p.write_text("[deadlines]\nmonthly_dya = 5\n", encoding="utf-8")
+    with pytest.raises(WorkspaceError, match="unknown key 'monthly_dya'"):
+        load_settings(p)
+    p.write_text("[deadlines]\nmonthly_day = \"5\"\n", encoding="utf-8")
+    with pytest.raises(WorkspaceError, match="monthly_day must be a int"):
+        load_settings(p)
+
+
+def test_command_outside_a_workspace_fails_in_one_line(tmp_path: Path):
+    result = CliRunner().invoke(cli, ["--home", str(tmp_path / "nothing"), "status", "--month", "2025-03"])
+    assert result.exit_code != 0
+
+
+@pytest.mark.parametrize(
+    "file, content, message",
+    [
+        ("counties.csv", "county_code,county_name\n13098,黄骅市\n", "line 2: county_code '13098' is not a 6-digit"),
+        ("counties.csv", "county_code,county_name\n130983,黄骅市\n130983,又一个\n", "line 3: county_code 130983 appears twice"),
+        ("counties.csv", "code,name\n130983,黄骅市\n", "line 1: missing column(s) county_code, county_name"),
+        ("clusters.csv", "cluster_code,county_code,county_name,cluster_name\nCZ01,999999,某县,化工\n",
+         "line 2: county_code '999999' is not in counties.csv"),
+        ("targets.csv", "county_code,year,above_net_new,park_new,land_disposed\n130983,2025,十,3,4\n",
+         "line 2: column above_net_new must be a number"),
+    ],
+)
+def test_broken_reference_names_file_and_line(ws, file, content, message):
+    (ws.reference_dir / file).write_text(content, encoding="utf-8")
+    with pytest.raises(RegistryError) as err:
+        load_registry(ws.reference_dir)
+    assert file in str(err.value) and message in str(err.value)
