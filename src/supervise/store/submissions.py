@@ -68,3 +68,109 @@ CREATE TABLE audit (
 );
 CREATE INDEX audit_county_period ON audit (county_code, period);
 """
+
+
+# ----------------------------------------------------------------------------- reads
+# The functions below are the contract other areas (assess, bulletin, jobs) read through.
+
+import sqlite3  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+Value = float | str | None
+
+
+@dataclass(frozen=True)
+class SubmissionRow:
+    id: int
+    county_code: str | None
+    sender_code: str | None
+    period: str | None
+    dataset: str | None
+    file_sha256: str
+    file_name: str
+    format: str | None
+    template_version: int | None
+    received_at: str
+    ingested_at: str
+    verdict: str
+    state: str
+    supersedes: int | None
+    n_values: int
+    source: str
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "SubmissionRow":
+        return cls(**{k: row[k] for k in row.keys()})
+
+
+@dataclass(frozen=True)
+class ProblemRow:
+    submission_id: int
+    severity: str
+    code: str
+    sheet: str | None
+    cell: str | None
+    cluster_code: str | None
+    indicator: str | None
+    message: str
+
+
+def submissions_for(conn: sqlite3.Connection, period: str, county_code: str | None = None) -> list[SubmissionRow]:
+    """Every submission on record for a period (optionally one county), oldest first."""
+    sql = "SELECT * FROM submissions WHERE period = ?"
+    args: list[object] = [period]
+    if county_code is not None:
+        sql += " AND county_code = ?"
+        args.append(county_code)
+    sql += " ORDER BY received_at, id"
+    return [SubmissionRow.from_row(r) for r in conn.execute(sql, args)]
+
+
+def current_submissions(conn: sqlite3.Connection, period: str) -> dict[str, SubmissionRow]:
+    """The accepted version in force (state 'current') of each county for a period."""
+    rows = conn.execute(
+        "SELECT * FROM submissions WHERE period = ? AND state = 'current' ORDER BY id", (period,)
+    )
+    return {r["county_code"]: SubmissionRow.from_row(r) for r in rows}
+
+
+def values_of(conn: sqlite3.Connection, submission_id: int) -> dict[str, dict[str, Value]]:
+    """cluster_code -> indicator -> value (float for numbers, str for text) of one submission."""
+    out: dict[str, dict[str, Value]] = {}
+    for cluster, indicator, value, text in conn.execute(
+        "SELECT cluster_code, indicator, value, text FROM submission_values WHERE submission_id = ?",
+        (submission_id,),
+    ):
+        out.setdefault(cluster, {})[indicator] = text if text is not None else value
+    return out
+
+
+def current_values(conn: sqlite3.Connection, period: str) -> dict[str, dict[str, dict[str, Value]]]:
+    """county_code -> cluster_code -> indicator -> value, from each county's current version."""
+    out: dict[str, dict[str, dict[str, Value]]] = {}
+    for county, cluster, indicator, value, text in conn.execute(
+        """
+        SELECT s.county_code, v.cluster_code, v.indicator, v.value, v.text
+        FROM submissions s JOIN submission_values v ON v.submission_id = s.id
+        WHERE s.period = ? AND s.state = 'current'
+        """,
+        (period,),
+    ):
+        out.setdefault(county, {}).setdefault(cluster, {})[indicator] = text if text is not None else value
+    return out
+
+
+def problems_of(conn: sqlite3.Connection, submission_id: int) -> list[ProblemRow]:
+    return [
+        ProblemRow(**{k: r[k] for k in ProblemRow.__dataclass_fields__})
+        for r in conn.execute("SELECT * FROM problems WHERE submission_id = ? ORDER BY id", (submission_id,))
+    ]
+
+
+def last_return(conn: sqlite3.Connection, county_code: str, period: str) -> str | None:
+    """When staff last sent this county's submission back (退回), if ever (ISO time)."""
+    row = conn.execute(
+        "SELECT MAX(at) FROM audit WHERE action = 'reject' AND county_code = ? AND period = ?",
+        (county_code, period),
+    ).fetchone()
+    return row[0] if row else None
