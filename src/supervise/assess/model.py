@@ -95,6 +95,7 @@ class AssessmentResult:
     rewards_tally: list[RewardTally] = field(default_factory=list)
     inputs_hash: str = ""
     assessment_id: int | None = None
+    issued_at: str = ""                  # ISO time these inputs were first assessed (bulletin date)
 
     def unit(self, county_code: str) -> UnitResult:
         for u in self.units:
