@@ -44,10 +44,13 @@ class UnitResult:
     rank: int
     reporting_state: str                # on_time | late | missing | rejected
     net: float | None = None            # settlement net (万元), None without settlement
+    values: dict[str, float | None] = field(default_factory=dict)  # aggregated dictionary values read
+    days_late: int = 0
+    warnings: int = 0                   # data-quality warnings of the version in force
 
     @property
     def deduction_points(self) -> float:
-        return sum(d.points for d in self.deductions)
+        return sum((d.points for d in self.deductions), 0.0)
 
     @property
     def points(self) -> dict[str, float]:
@@ -79,6 +82,7 @@ class RewardTally:
     new_entered: float
     upgraded: float
     amount: float                        # 万元
+    note: str = ""
 
 
 @dataclass
@@ -96,6 +100,32 @@ class AssessmentResult:
     inputs_hash: str = ""
     assessment_id: int | None = None
     issued_at: str = ""                  # ISO time these inputs were first assessed (bulletin date)
+    data_period: str = ""                # the submissions read: 2025-03, 2025Q1, or 2025-12 / 2025Q4 for a year
+    deductions: list[dict[str, Any]] = field(default_factory=list)  # the rulebook's deduction rules
+    ranking: dict[str, Any] = field(default_factory=dict)           # precision, tie_break
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, as plain JSON-ready data (stored with the result; see from_dict)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AssessmentResult:
+        """Rebuild a result stored with to_dict()."""
+        d = dict(d)
+        units = []
+        for u in d.pop("units"):
+            u = dict(u)
+            u["scores"] = {k: IndicatorScore(**s) for k, s in u["scores"].items()}
+            u["deductions"] = [Deduction(**x) for x in u["deductions"]]
+            units.append(UnitResult(**u))
+        s = d.pop("settlement")
+        settlement = None
+        if s is not None:
+            s = dict(s)
+            s["ledger"] = [Transfer(**t) for t in s["ledger"]]
+            settlement = Settlement(**s)
+        tally = [RewardTally(**t) for t in d.pop("rewards_tally", [])]
+        return cls(units=units, settlement=settlement, rewards_tally=tally, **d)
 
     def unit(self, county_code: str) -> UnitResult:
         for u in self.units:

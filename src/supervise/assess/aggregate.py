@@ -1,0 +1,77 @@
+"""Per-county values from the current submissions: the sum over a county's clusters.
+
+Indicators whose dictionary `agg` is `mean` (digital_rate) are averaged over the clusters. If any
+cluster of the submission lacks a number for an indicator, the county's value cannot be computed
+(None): a blank never becomes 0. A county with no current submission has no values at all (None).
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from typing import Mapping
+
+from ..periods import Month, Period, Quarter, Year
+from ..registry import Indicator
+from ..store.submissions import Value, current_values
+
+Values = dict[str, float | None]
+
+
+def data_period(period: Period, data: str) -> Month | Quarter:
+    """Which submissions a rulebook reads for `period`: a year reads December (monthly) or Q4
+    (quarterly); a quarter read with monthly data reads the quarter's last month."""
+    if isinstance(period, Month):
+        if data != "monthly":
+            raise ValueError("a monthly assessment reads monthly data")
+        return period
+    if isinstance(period, Quarter):
+        return period if data == "quarterly" else period.last_month()
+    if isinstance(period, Year):
+        return period.december() if data == "monthly" else period.q4()
+    raise TypeError(f"not a period: {period!r}")
+
+
+def year_elapsed(p: Month | Quarter) -> float:
+    """The share of the year that year-to-date data cover (March: 0.25; Q2: 0.5)."""
+    if isinstance(p, Month):
+        return p.month / 12
+    return p.quarter / 4
+
+
+def aggregate(
+    clusters: Mapping[str, Mapping[str, Value]], dictionary: Mapping[str, Indicator], dataset: str
+) -> Values:
+    """One county's values from its clusters' rows (pure)."""
+    out: Values = {}
+    for code, ind in dictionary.items():
+        if ind.dataset != dataset or not ind.is_number:
+            continue
+        numbers: list[float] = []
+        for row in clusters.values():
+            v = row.get(code)
+            if v is None or isinstance(v, str) or not math.isfinite(float(v)):
+                break
+            numbers.append(float(v))
+        else:
+            if numbers:
+                total = math.fsum(numbers)
+                out[code] = total / len(numbers) if ind.agg == "mean" else total
+                continue
+        out[code] = None
+    return out
+
+
+def county_values(
+    conn: sqlite3.Connection,
+    period: Month | Quarter,
+    counties: list[str],
+    dictionary: Mapping[str, Indicator],
+) -> tuple[dict[str, Values | None], dict[str, dict[str, dict[str, Value]]]]:
+    """Aggregated values per county (None: no current submission) and the raw cluster rows read."""
+    raw = current_values(conn, str(period))
+    out: dict[str, Values | None] = {}
+    for code in counties:
+        rows = raw.get(code)
+        out[code] = aggregate(rows, dictionary, period.dataset) if rows else None
+    return out, {c: raw[c] for c in counties if c in raw}

@@ -1,0 +1,161 @@
+"""One rulebook applied to one period's units (pure: plain data in, an AssessmentResult out)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from .model import AssessmentResult, Deduction, IndicatorScore, UnitResult
+from .ranking import rank_units
+from .rulebook import DeductionRule, IndicatorRule, Rulebook
+from .scoring import score
+from .settlement import reward_tally, settle
+
+DEDUCTION_LABELS = {"late": "迟报", "missing": "漏报", "rejected": "退回", "warning": "数据质量警告"}
+
+
+@dataclass
+class UnitInput:
+    """What the engine knows about one ranked unit (an assessed county)."""
+
+    county_code: str
+    county_name: str
+    values: dict[str, float | None] | None      # aggregated values; None = no current submission
+    targets: dict[str, float | None] = field(default_factory=dict)
+    state: str = "on_time"                       # on_time | late | missing | rejected
+    days_late: int = 0
+    warnings: int = 0
+
+
+def compute_deductions(
+    rules: Sequence[DeductionRule], state: str, days_late: int, warnings: int
+) -> list[Deduction]:
+    """The deductions a unit incurs under the rulebook's [[deductions]] (each capped by its max)."""
+    out = []
+    for r in rules:
+        if r.on == "late":
+            if state != "late":
+                continue
+            if r.per_day is not None:
+                count, each, how = float(days_late), r.per_day, f"迟报{days_late}天，每天扣{r.per_day:g}分"
+            else:
+                count, each, how = 1.0, r.points or 0.0, f"迟报，扣{r.points:g}分"
+        elif r.on == "warning":
+            if warnings <= 0:
+                continue
+            count, each, how = float(warnings), r.points or 0.0, f"数据质量警告{warnings}条，每条扣{r.points:g}分"
+        else:
+            if state != r.on:
+                continue
+            count, each, how = 1.0, r.points or 0.0, f"{DEDUCTION_LABELS[r.on]}，扣{r.points:g}分"
+        amount = count * each
+        if r.max is not None and amount > r.max:
+            amount = r.max
+            how += f"，以{r.max:g}分为限"
+        out.append(Deduction(on=r.on, count=count, points=amount, note=how))
+    return out
+
+
+def _env(unit: UnitInput, elapsed: float) -> dict[str, float | None]:
+    env: dict[str, float | None] = dict(unit.values or {})
+    env.update({f"targets.{k}": v for k, v in unit.targets.items()})
+    env["year_elapsed"] = elapsed
+    return env
+
+
+def _score_indicator(
+    rule: IndicatorRule, units: Sequence[UnitInput], elapsed: float
+) -> dict[str, IndicatorScore]:
+    values: dict[str, float | None] = {}
+    targets: dict[str, float | None] = {}
+    inputs: dict[str, dict[str, float | None]] = {}
+    for u in units:
+        env = _env(u, elapsed)
+        names = list(rule.expr.inputs) + (list(rule.target.inputs) if rule.target else [])
+        inputs[u.county_code] = {n: env.get(n) for n in dict.fromkeys(names)}
+        if u.values is None:
+            values[u.county_code] = None
+        else:
+            values[u.county_code] = rule.expr.evaluate(env)
+        if rule.target is not None:
+            targets[u.county_code] = rule.target.evaluate(env)
+    pts = score(
+        rule.method, values, weight=rule.weight, higher_is_better=rule.higher_is_better,
+        missing=rule.missing, step=rule.step, floor=rule.floor, targets=targets, cap=rule.cap,
+        bands=rule.bands,
+    )
+    out = {}
+    for u in units:
+        p = pts[u.county_code]
+        note = p.note
+        if u.values is None and p.note:
+            note = "未报送有效数据，" + p.note
+        out[u.county_code] = IndicatorScore(
+            code=rule.code, label=rule.label, method=rule.method, weight=rule.weight,
+            value=values[u.county_code], points=p.points, inputs=inputs[u.county_code],
+            reference={"higher_is_better": rule.higher_is_better, **p.reference}, note=note,
+        )
+    return out
+
+
+def assess(
+    book: Rulebook, period: str, data_period: str, elapsed: float, units: Sequence[UnitInput]
+) -> AssessmentResult:
+    """Score, deduct, rank and settle every unit under one rulebook."""
+    by_indicator = {r.code: _score_indicator(r, units, elapsed) for r in book.indicators}
+    deductions = {
+        u.county_code: compute_deductions(book.deductions, u.state, u.days_late, u.warnings) for u in units
+    }
+    totals = {
+        u.county_code: math.fsum(by_indicator[r.code][u.county_code].points for r in book.indicators)
+        - math.fsum(d.points for d in deductions[u.county_code])
+        for u in units
+    }
+    tie_points = {
+        u.county_code: [by_indicator[c][u.county_code].points for c in book.ranking.tie_break] for u in units
+    }
+    places = {p.unit: p for p in rank_units(totals, book.ranking.precision, tie_points)}
+
+    settlement = None
+    tally = []
+    rule = book.settlement
+    if rule is not None and rule.rewards:
+        settlement = settle({c: p.rank for c, p in places.items()}, rule.rewards, rule.min_units)
+    if rule is not None and rule.reward_tally:
+        tally = reward_tally(
+            {
+                u.county_code: (
+                    u.county_name,
+                    (u.values or {}).get("ent_above_new_ytd"),
+                    (u.values or {}).get("ent_above_upgraded_ytd"),
+                )
+                for u in units
+            },
+            rule.reward_new, rule.reward_upgraded,
+        )
+
+    results = []
+    for u in units:
+        p = places[u.county_code]
+        results.append(
+            UnitResult(
+                county_code=u.county_code, county_name=u.county_name,
+                scores={r.code: by_indicator[r.code][u.county_code] for r in book.indicators},
+                deductions=deductions[u.county_code], total=p.total, score=p.score, rank=p.rank,
+                reporting_state=u.state,
+                net=settlement.net.get(u.county_code, 0.0) if settlement and settlement.applies else None,
+                values=dict(u.values or {}), days_late=u.days_late, warnings=u.warnings,
+            )
+        )
+    results.sort(key=lambda r: (r.rank, r.county_code))
+    return AssessmentResult(
+        rulebook=book.id, title=book.title, version=book.version, period=period,
+        period_kind=book.period, data=book.data,
+        indicators=[r.describe() for r in book.indicators],
+        units=results, settlement=settlement, rewards_tally=tally, data_period=data_period,
+        deductions=[
+            {k: v for k, v in vars(d).items() if v not in (None, "")} for d in book.deductions
+        ],
+        ranking={"precision": book.ranking.precision, "tie_break": list(book.ranking.tie_break)},
+    )

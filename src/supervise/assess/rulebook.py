@@ -1,0 +1,487 @@
+"""Rulebooks: TOML files that define an assessment (SPEC §7), validated on load.
+
+Every problem is refused with a message that names the file, the key and the fix. The keys a
+rulebook may hold are listed once, in `KEYS`; docs/rulebooks.md documents each of them (a test
+keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import SuperviseError
+from ..registry import TARGET_NAMES, Indicator
+from . import expr as expr_mod
+from .expr import Expr, ExprError
+
+MAX_RULEBOOK_BYTES = 1_000_000
+
+METHODS = ("rank", "minmax", "completion", "bands", "ratio_to_best")
+MISSING = ("zero", "min", "mean")
+DEDUCTIONS = ("late", "missing", "rejected", "warning")
+PERIODS = ("month", "quarter", "year")
+DATASETS = ("monthly", "quarterly")
+
+# Every key a rulebook may use, by table. docs/rulebooks.md documents each one.
+KEYS: dict[str, tuple[str, ...]] = {
+    "rulebook": ("id", "title", "version", "period", "data", "description"),
+    "indicators": (
+        "code", "label", "expr", "unit", "weight", "method", "higher_is_better", "missing",
+        "step", "floor", "target", "cap", "bands", "description",
+    ),
+    "deductions": ("on", "points", "per_day", "max", "description"),
+    "ranking": ("precision", "tie_break"),
+    "settlement": ("rewards", "min_units", "reward_tally", "reward_new", "reward_upgraded"),
+}
+# Keys that belong to one method only.
+METHOD_KEYS = {"step": "rank", "floor": "minmax", "target": "completion", "cap": "completion", "bands": "bands"}
+
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+class RulebookError(SuperviseError, ValueError):
+    """A rulebook that cannot be used as it is."""
+
+
+@dataclass(frozen=True)
+class IndicatorRule:
+    code: str
+    label: str
+    expr: Expr
+    unit: str
+    weight: float
+    method: str
+    higher_is_better: bool = True
+    missing: str = "zero"
+    step: float | None = None               # rank: points lost per place (default weight / n)
+    floor: float = 60.0                     # minmax: share (0-100) of the weight the worst unit gets
+    target: Expr | None = None              # completion: the target expression
+    cap: float = 1.0                        # completion: highest x / target counted
+    bands: tuple[tuple[float, float], ...] = ()  # bands: (threshold, share), sorted by threshold
+    description: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        """The indicator as results, bulletins and explain show it."""
+        d: dict[str, Any] = {
+            "code": self.code, "label": self.label, "unit": self.unit, "weight": self.weight,
+            "method": self.method, "expr": self.expr.text, "higher_is_better": self.higher_is_better,
+            "missing": self.missing,
+        }
+        if self.method == "rank" and self.step is not None:
+            d["step"] = self.step
+        if self.method == "minmax":
+            d["floor"] = self.floor
+        if self.method == "completion":
+            d["target"] = self.target.text if self.target else None
+            d["cap"] = self.cap
+        if self.method == "bands":
+            d["bands"] = [list(b) for b in self.bands]
+        if self.description:
+            d["description"] = self.description
+        return d
+
+
+@dataclass(frozen=True)
+class DeductionRule:
+    on: str
+    points: float | None = None             # per occurrence (late: once; warning: per warning)
+    per_day: float | None = None            # late only: per calendar day late
+    max: float | None = None                # cap on this deduction
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class RankingRule:
+    precision: int = 2
+    tie_break: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SettlementRule:
+    rewards: tuple[float, ...] = ()         # 万元 to ranks 1, 2, 3...; () = no transfer ledger
+    min_units: int = 6
+    reward_tally: bool = False              # the 新建入统 / 小升规 tally
+    reward_new: float = 2.0                 # 万元 per 新建入统 enterprise
+    reward_upgraded: float = 1.0            # 万元 per 小升规 enterprise
+
+
+@dataclass(frozen=True)
+class Rulebook:
+    id: str
+    title: str
+    version: str
+    period: str                             # month | quarter | year
+    data: str                               # monthly | quarterly
+    indicators: tuple[IndicatorRule, ...]
+    deductions: tuple[DeductionRule, ...] = ()
+    ranking: RankingRule = field(default_factory=RankingRule)
+    settlement: SettlementRule | None = None
+    description: str = ""
+    path: str = ""                          # the file it came from
+    text: str = field(default="", repr=False)  # its source text (part of the inputs hash)
+
+    def indicator(self, code: str) -> IndicatorRule:
+        for i in self.indicators:
+            if i.code == code:
+                return i
+        raise KeyError(code)
+
+
+# ------------------------------------------------------------------------- loading
+
+
+def load_rulebooks(rules_dir: Path, dictionary: Mapping[str, Indicator]) -> list[Rulebook]:
+    """Every `*.toml` rulebook in `rules_dir`, validated, sorted by id; duplicate ids refused."""
+    if not rules_dir.is_dir():
+        raise RulebookError(f"{rules_dir}: rules folder not found; run `supervise init` to copy the defaults")
+    books: dict[str, Rulebook] = {}
+    for path in sorted(rules_dir.glob("*.toml")):
+        book = load_rulebook(path, dictionary)
+        if book.id in books:
+            raise RulebookError(
+                f"{path}: [rulebook] id {book.id!r} is already used by {books[book.id].path}; "
+                "give each rulebook its own id"
+            )
+        books[book.id] = book
+    return [books[k] for k in sorted(books)]
+
+
+def load_rulebook(path: Path, dictionary: Mapping[str, Indicator]) -> Rulebook:
+    """Read and validate one rulebook file."""
+    if path.stat().st_size > MAX_RULEBOOK_BYTES:
+        raise RulebookError(f"{path}: larger than {MAX_RULEBOOK_BYTES} bytes; is this really a rulebook?")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RulebookError(f"{path}: not UTF-8 text ({exc}); save the file as UTF-8") from None
+    return parse_rulebook(text, dictionary, source=str(path))
+
+
+def parse_rulebook(text: str, dictionary: Mapping[str, Indicator], *, source: str = "<rulebook>") -> Rulebook:
+    """Validate a rulebook's TOML text against SPEC §7 and the data dictionary."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RulebookError(f"{source}: not valid TOML: {exc}") from None
+    return _Loader(source, dictionary).build(doc, text)
+
+
+class _Loader:
+    def __init__(self, source: str, dictionary: Mapping[str, Indicator]) -> None:
+        self.source = source
+        self.dictionary = dictionary
+
+    def fail(self, where: str, message: str) -> RulebookError:
+        return RulebookError(f"{self.source}: {where}: {message}")
+
+    # ---- generic checks
+    def table(self, doc: Mapping[str, Any], name: str, where: str, required: bool) -> dict[str, Any]:
+        value = doc.get(name)
+        if value is None:
+            if required:
+                raise self.fail(f"[{name}]", f"the [{name}] table is missing; add it (see docs/rulebooks.md)")
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(where, f"{name} must be a table [{name}], not {type(value).__name__}")
+        self.known(value, name, where)
+        return value
+
+    def known(self, table: Mapping[str, Any], kind: str, where: str) -> None:
+        for key in table:
+            if key not in KEYS[kind]:
+                hint = _close(key, KEYS[kind])
+                raise self.fail(
+                    f"{where} {key}",
+                    f"unknown key {key!r}; "
+                    + (f"did you mean {hint!r}? " if hint else "")
+                    + f"the keys allowed here are: {', '.join(KEYS[kind])}",
+                )
+
+    def string(self, t: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str:
+        if key not in t:
+            if default is None:
+                raise self.fail(f"{where} {key}", f"{key} is missing; add {key} = \"...\"")
+            return default
+        v = t[key]
+        if not isinstance(v, str):
+            raise self.fail(f"{where} {key}", f"{key} must be text in quotes, not {v!r}")
+        return v
+
+    def number(self, t: Mapping[str, Any], key: str, where: str, *, low: float | None = None,
+               high: float | None = None, low_open: bool = False) -> float | None:
+        if key not in t:
+            return None
+        v = t[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise self.fail(f"{where} {key}", f"{key} must be a number (e.g. {key} = 10), not {v!r}")
+        v = float(v)
+        if v != v or v in (float("inf"), float("-inf")):
+            raise self.fail(f"{where} {key}", f"{key} must be a finite number, not {v!r}")
+        if low is not None and (v < low or (low_open and v == low)):
+            raise self.fail(f"{where} {key}", f"{key} must be {'>' if low_open else '≥'} {low:g}, not {v:g}")
+        if high is not None and v > high:
+            raise self.fail(f"{where} {key}", f"{key} must be ≤ {high:g}, not {v:g}")
+        return v
+
+    def boolean(self, t: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+        if key not in t:
+            return default
+        v = t[key]
+        if not isinstance(v, bool):
+            raise self.fail(f"{where} {key}", f"{key} must be true or false (no quotes), not {v!r}")
+        return v
+
+    def choice(self, t: Mapping[str, Any], key: str, where: str, allowed: tuple[str, ...],
+               default: str | None = None) -> str:
+        v = self.string(t, key, where, default)
+        if v not in allowed:
+            raise self.fail(f"{where} {key}", f"{key} must be one of {', '.join(allowed)}, not {v!r}")
+        return v
+
+    def expression(self, text: str, where: str, key: str, data: str) -> Expr:
+        try:
+            e = expr_mod.parse(text)
+        except ExprError as exc:
+            raise self.fail(f"{where} {key}", f"{exc}") from None
+        for name in e.names:
+            if name in expr_mod.BUILTIN_NAMES:
+                continue
+            ind = self.dictionary.get(name)
+            if ind is None:
+                hint = _close(name, list(self.dictionary))
+                raise self.fail(
+                    f"{where} {key}",
+                    f"unknown indicator code {name!r} in {text!r}; "
+                    + (f"did you mean {hint!r}? " if hint else "")
+                    + "use codes from the data dictionary (reference/indicators.csv)",
+                )
+            if not ind.is_number:
+                raise self.fail(f"{where} {key}", f"{name!r} is a text indicator and cannot be computed with")
+            if ind.dataset != data:
+                raise self.fail(
+                    f"{where} {key}",
+                    f"{name!r} is reported in the {ind.dataset} data but this rulebook reads data = "
+                    f"{data!r}; use a {data} indicator or change [rulebook] data",
+                )
+        for t in e.targets:
+            if t not in TARGET_NAMES:
+                raise self.fail(
+                    f"{where} {key}",
+                    f"unknown target targets.{t}; the targets are "
+                    + ", ".join(f"targets.{n}" for n in TARGET_NAMES),
+                )
+        return e
+
+    # ---- the rulebook
+    def build(self, doc: dict[str, Any], text: str) -> Rulebook:
+        for section in doc:
+            if section not in KEYS:
+                hint = _close(section, list(KEYS))
+                raise self.fail(
+                    f"[{section}]",
+                    f"unknown table {section!r}; "
+                    + (f"did you mean {hint!r}? " if hint else "")
+                    + f"a rulebook has the tables {', '.join(KEYS)}",
+                )
+        head = self.table(doc, "rulebook", "[rulebook]", required=True)
+        w = "[rulebook]"
+        book_id = self.string(head, "id", w)
+        if not ID_PATTERN.match(book_id):
+            raise self.fail(f"{w} id", f"id {book_id!r} must be lower-case ASCII letters, digits, - _ . (e.g. \"cz-monthly\")")
+        title = self.string(head, "title", w)
+        if not title.strip():
+            raise self.fail(f"{w} title", "title is empty; write the assessment's Chinese title")
+        if "version" not in head:
+            raise self.fail(f"{w} version", "version is missing; add version = \"2025.1\"")
+        version = head["version"]
+        if isinstance(version, bool) or not isinstance(version, (str, int, float)):
+            raise self.fail(f"{w} version", f"version must be text such as \"2025.1\", not {version!r}")
+        version = str(version)
+        period = self.choice(head, "period", w, PERIODS)
+        default_data = {"month": "monthly", "quarter": "quarterly"}.get(period)
+        if "data" not in head and default_data is None:
+            raise self.fail(f"{w} data", "a yearly rulebook must say data = \"monthly\" (December) or \"quarterly\" (Q4)")
+        data = self.choice(head, "data", w, DATASETS, default_data)
+        if period == "month" and data == "quarterly":
+            raise self.fail(
+                f"{w} data",
+                "a monthly rulebook cannot read quarterly data; use data = \"monthly\" or period = \"quarter\"",
+            )
+        description = self.string(head, "description", w, "")
+
+        raw_inds = doc.get("indicators")
+        if raw_inds is None:
+            raise self.fail("[[indicators]]", "no indicators; add at least one [[indicators]] table")
+        if not isinstance(raw_inds, list) or not raw_inds or not all(isinstance(i, dict) for i in raw_inds):
+            raise self.fail("[[indicators]]", "indicators must be written as [[indicators]] tables")
+        indicators: list[IndicatorRule] = []
+        for n, t in enumerate(raw_inds, start=1):
+            indicators.append(self.indicator(t, n, data))
+            codes = [i.code for i in indicators]
+            if codes.count(codes[-1]) > 1:
+                raise self.fail(f"[[indicators]] #{n} code", f"code {codes[-1]!r} is used twice; give each indicator its own code")
+
+        raw_deds = doc.get("deductions", [])
+        if not isinstance(raw_deds, list) or not all(isinstance(d, dict) for d in raw_deds):
+            raise self.fail("[[deductions]]", "deductions must be written as [[deductions]] tables")
+        deductions = [self.deduction(t, n) for n, t in enumerate(raw_deds, start=1)]
+
+        rk = self.table(doc, "ranking", "[ranking]", required=False)
+        precision = rk.get("precision", 2)
+        if isinstance(precision, bool) or not isinstance(precision, int) or not 0 <= precision <= 6:
+            raise self.fail("[ranking] precision", f"precision must be a whole number from 0 to 6, not {precision!r}")
+        tie_break = rk.get("tie_break", [])
+        if not isinstance(tie_break, list) or not all(isinstance(c, str) for c in tie_break):
+            raise self.fail("[ranking] tie_break", f"tie_break must be a list of indicator codes, e.g. [\"{indicators[0].code}\"]")
+        codes = [i.code for i in indicators]
+        for c in tie_break:
+            if c not in codes:
+                raise self.fail(
+                    "[ranking] tie_break",
+                    f"{c!r} is not an indicator of this rulebook; use one of {', '.join(codes)}",
+                )
+
+        settlement = None
+        if "settlement" in doc:
+            settlement = self.settlement(self.table(doc, "settlement", "[settlement]", required=False), data)
+
+        return Rulebook(
+            id=book_id, title=title, version=version, period=period, data=data,
+            indicators=tuple(indicators), deductions=tuple(deductions),
+            ranking=RankingRule(precision=precision, tie_break=tuple(tie_break)),
+            settlement=settlement, description=description, path=self.source, text=text,
+        )
+
+    def indicator(self, t: dict[str, Any], n: int, data: str) -> IndicatorRule:
+        code_hint = t.get("code") if isinstance(t.get("code"), str) else ""
+        w = f"[[indicators]] #{n}" + (f" ({code_hint})" if code_hint else "")
+        self.known(t, "indicators", w)
+        code = self.string(t, "code", w)
+        if not CODE_PATTERN.match(code):
+            raise self.fail(f"{w} code", f"code {code!r} must be lower-case ASCII letters, digits and _ (e.g. revenue_growth)")
+        method = self.choice(t, "method", w, METHODS)
+        for key, owner in METHOD_KEYS.items():
+            if key in t and owner != method:
+                raise self.fail(
+                    f"{w} {key}",
+                    f"{key} belongs to method = \"{owner}\", but this indicator uses method = \"{method}\"; remove {key}",
+                )
+        known = self.dictionary.get(code)
+        label = self.string(t, "label", w, known.label if known else code)
+        unit = self.string(t, "unit", w, known.unit if known else "")
+        expr_text = self.string(t, "expr", w, code)
+        expr = self.expression(expr_text, w, "expr", data)
+        if "weight" not in t:
+            raise self.fail(f"{w} weight", "weight is missing; add weight = 10 (the points this indicator is worth)")
+        weight = self.number(t, "weight", w, low=0)
+        assert weight is not None
+        hib = self.boolean(t, "higher_is_better", w, True)
+        missing = self.choice(t, "missing", w, MISSING, "zero")
+        step = self.number(t, "step", w, low=0, low_open=True)
+        floor = self.number(t, "floor", w, low=0, high=100)
+        cap = self.number(t, "cap", w, low=0, low_open=True)
+        target: Expr | None = None
+        if method == "completion":
+            if "target" not in t:
+                raise self.fail(f"{w} target", "method = \"completion\" needs a target, e.g. target = \"targets.park_new\"")
+            raw = t["target"]
+            if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+                raise self.fail(f"{w} target", f"target must be an expression in quotes or a number, not {raw!r}")
+            target = self.expression(str(raw), w, "target", data)
+        bands: tuple[tuple[float, float], ...] = ()
+        if method == "bands":
+            bands = self.bands(t.get("bands"), w)
+        return IndicatorRule(
+            code=code, label=label, expr=expr, unit=unit, weight=weight, method=method,
+            higher_is_better=hib, missing=missing, step=step,
+            floor=60.0 if floor is None else floor, target=target,
+            cap=1.0 if cap is None else cap, bands=bands,
+            description=self.string(t, "description", w, ""),
+        )
+
+    def bands(self, raw: Any, w: str) -> tuple[tuple[float, float], ...]:
+        fix = "write bands = [[threshold, share], ...] with share from 0 to 1, e.g. [[0, 0.6], [10, 0.8], [20, 1.0]]"
+        if raw is None:
+            raise self.fail(f"{w} bands", f"method = \"bands\" needs bands; {fix}")
+        if not isinstance(raw, list) or not raw:
+            raise self.fail(f"{w} bands", f"bands must be a non-empty list; {fix}")
+        out = []
+        for i, b in enumerate(raw, start=1):
+            if (
+                not isinstance(b, list) or len(b) != 2
+                or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in b)
+            ):
+                raise self.fail(f"{w} bands", f"band {i} is {b!r}, not a pair of numbers; {fix}")
+            threshold, share = float(b[0]), float(b[1])
+            if not 0 <= share <= 1:
+                raise self.fail(f"{w} bands", f"band {i}: share {share:g} is outside 0..1 (write 0.6 for 60 %); {fix}")
+            out.append((threshold, share))
+        thresholds = [b[0] for b in out]
+        if len(set(thresholds)) != len(thresholds):
+            raise self.fail(f"{w} bands", f"a threshold appears twice in {raw!r}; give each band its own threshold")
+        return tuple(sorted(out))
+
+    def deduction(self, t: dict[str, Any], n: int) -> DeductionRule:
+        w = f"[[deductions]] #{n}"
+        self.known(t, "deductions", w)
+        on = self.choice(t, "on", w, DEDUCTIONS)
+        w = f"{w} ({on})"
+        points = self.number(t, "points", w, low=0)
+        per_day = self.number(t, "per_day", w, low=0)
+        cap = self.number(t, "max", w, low=0)
+        if per_day is not None and on != "late":
+            raise self.fail(f"{w} per_day", "per_day only applies to on = \"late\"; use points instead")
+        if per_day is not None and points is not None:
+            raise self.fail(
+                f"{w} per_day",
+                "give points (once per late report) or per_day (each day late), not both; "
+                "write two [[deductions]] tables to charge both",
+            )
+        if per_day is None and points is None:
+            raise self.fail(f"{w} points", "points is missing; add points = 1 (or per_day = 1 for late)")
+        return DeductionRule(on=on, points=points, per_day=per_day, max=cap,
+                             description=self.string(t, "description", w, ""))
+
+    def settlement(self, t: dict[str, Any], data: str) -> SettlementRule:
+        w = "[settlement]"
+        rewards = t.get("rewards", [])
+        if not isinstance(rewards, list) or any(
+            isinstance(r, bool) or not isinstance(r, (int, float)) or r < 0 for r in rewards
+        ):
+            raise self.fail(f"{w} rewards", f"rewards must be a list of amounts in 万元 (e.g. [500, 300, 100]), not {rewards!r}")
+        for r in rewards:
+            if abs(round(float(r) * 10000) - float(r) * 10000) > 1e-6:
+                raise self.fail(f"{w} rewards", f"{r!r}: amounts are in 万元 with at most 4 decimals (1 元)")
+        default_min = max(6, 2 * len(rewards))
+        min_units = t.get("min_units", default_min)
+        if isinstance(min_units, bool) or not isinstance(min_units, int) or min_units < max(1, len(rewards)):
+            raise self.fail(
+                f"{w} min_units",
+                f"min_units must be a whole number of at least {max(1, len(rewards))} "
+                f"(the number of rewards), not {min_units!r}",
+            )
+        tally = self.boolean(t, "reward_tally", w, False)
+        if tally and data != "monthly":
+            raise self.fail(
+                f"{w} reward_tally",
+                "the 新建入统/小升规 tally reads monthly data (ent_above_new_ytd, ent_above_upgraded_ytd); "
+                "set data = \"monthly\" or remove reward_tally",
+            )
+        new = self.number(t, "reward_new", w, low=0)
+        upgraded = self.number(t, "reward_upgraded", w, low=0)
+        return SettlementRule(
+            rewards=tuple(float(r) for r in rewards), min_units=min_units, reward_tally=tally,
+            reward_new=2.0 if new is None else new, reward_upgraded=1.0 if upgraded is None else upgraded,
+        )
+
+
+def _close(word: str, options: list[str] | tuple[str, ...]) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(word, list(options), n=1, cutoff=0.75)
+    return found[0] if found else None

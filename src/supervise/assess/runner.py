@@ -1,0 +1,184 @@
+"""The assessment at the edge: read the workspace (rulebooks, submissions, statuses), run the pure
+engine, store the result. `run_assessments` is what `supervise run` calls; `explain` feeds
+`supervise explain`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+from ..errors import SuperviseError
+from ..periods import Period, parse_period
+from ..status import reporting_status
+from ..store.results import find_result, save_result
+from ..workspace import Workspace
+from .aggregate import county_values, data_period, year_elapsed
+from .engine import UnitInput, assess
+from .model import AssessmentResult
+from .rulebook import Rulebook, load_rulebooks
+
+# Part of every inputs hash: a change to how the engine computes invalidates stored results.
+ENGINE_VERSION = "1"
+
+
+class AssessError(SuperviseError, ValueError):
+    """An assessment that cannot be run as asked."""
+
+
+def workspace_rulebooks(ws: Workspace) -> list[Rulebook]:
+    """Every rulebook in the workspace's rules/ folder, validated, by id."""
+    return load_rulebooks(ws.rules_dir, ws.registry.indicators)
+
+
+def _period(period: Period | str) -> Period:
+    return parse_period(period) if isinstance(period, str) else period
+
+
+def prepare(ws: Workspace, conn: sqlite3.Connection, book: Rulebook, period: Period) -> AssessmentResult:
+    """Read the inputs of one rulebook for one period and assess them (nothing is stored)."""
+    registry = ws.registry
+    dp = data_period(period, book.data)
+    counties = registry.assessed_counties()
+    values, raw = county_values(conn, dp, [c.code for c in counties], registry.indicators)
+    statuses = {s.county_code: s for s in reporting_status(conn, registry, dp, ws.settings.deadlines)}
+    units = []
+    for c in counties:
+        st = statuses[c.code]
+        has_data = st.state in ("on_time", "late") and values[c.code] is not None
+        units.append(
+            UnitInput(
+                county_code=c.code, county_name=c.name,
+                values=values[c.code] if has_data else None,
+                targets=registry.targets_for(c.code, period.year).as_dict(),
+                state=st.state, days_late=st.days_late, warnings=len(st.warnings),
+            )
+        )
+    result = assess(book, str(period), str(dp), year_elapsed(dp), units)
+    result.inputs_hash = inputs_hash(book, str(period), units, raw)
+    return result
+
+
+def inputs_hash(book: Rulebook, period: str, units: list[UnitInput], raw: dict[str, Any]) -> str:
+    """SHA-256 over the rulebook text, every value read, targets and reporting states."""
+    doc = {
+        "engine": ENGINE_VERSION,
+        "rulebook": book.text,
+        "period": period,
+        "units": [
+            {
+                "county_code": u.county_code, "county_name": u.county_name, "targets": u.targets,
+                "state": u.state, "days_late": u.days_late, "warnings": u.warnings,
+                "has_values": u.values is not None,
+                "raw": raw.get(u.county_code, {}),
+            }
+            for u in units
+        ],
+    }
+    text = json.dumps(doc, ensure_ascii=False, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def run_assessments(ws: Workspace, period: Period | str, *, now: datetime) -> list[AssessmentResult]:
+    """Assess every rulebook whose `period` is this period's kind, store and return the results
+    (sorted by rulebook id). Same inputs → the same stored result, issued when first assessed."""
+    p = _period(period)
+    books = [b for b in workspace_rulebooks(ws) if b.period == p.kind]
+    out = []
+    conn = ws.connect()
+    try:
+        for book in books:
+            out.append(save_result(conn, prepare(ws, conn, book, p), now=now))
+    finally:
+        conn.close()
+    return out
+
+
+def explain(
+    ws: Workspace, county_code: str, period: Period | str, rulebook_id: str | None = None
+) -> dict[str, Any]:
+    """How one county's score was reached under each rulebook for the period (read-only)."""
+    p = _period(period)
+    county = ws.registry.counties.get(county_code)
+    if county is None or not county.assessed:
+        raise AssessError(f"县（市）代码 {county_code} 不是参加考核的单位；请用 counties.csv 中的代码")
+    books = workspace_rulebooks(ws)
+    if rulebook_id is not None:
+        chosen = [b for b in books if b.id == rulebook_id]
+        if not chosen:
+            raise AssessError(
+                f"没有考核规则 {rulebook_id!r}；可用：{', '.join(b.id for b in books) or '无'}"
+            )
+        if chosen[0].period != p.kind:
+            raise AssessError(
+                f"考核规则 {rulebook_id} 按 {chosen[0].period} 考核，请用 --{chosen[0].period} 指定期间"
+            )
+        books = chosen
+    else:
+        books = [b for b in books if b.period == p.kind]
+        if not books:
+            raise AssessError(f"rules/ 中没有按 {p.kind} 考核的规则")
+    conn = ws.connect()
+    try:
+        docs = []
+        for book in books:
+            result = prepare(ws, conn, book, p)
+            stored = find_result(conn, book.id, str(p), result.inputs_hash)
+            if stored is not None:
+                result = stored
+            docs.append(explain_unit(result, county_code))
+    finally:
+        conn.close()
+    return {
+        "county_code": county.code, "county_name": county.name, "period": str(p), "assessments": docs,
+    }
+
+
+def explain_unit(result: AssessmentResult, county_code: str) -> dict[str, Any]:
+    """One unit of one result, laid out for `supervise explain` (pure)."""
+    u = result.unit(county_code)
+    indicators = []
+    for ind in result.indicators:
+        s = u.scores[ind["code"]]
+        indicators.append({
+            "code": s.code, "label": s.label, "unit": ind.get("unit", ""), "method": s.method,
+            "weight": s.weight, "expr": ind.get("expr"), "target": ind.get("target"),
+            "higher_is_better": ind.get("higher_is_better", True), "missing": ind.get("missing"),
+            "inputs": s.inputs, "value": s.value, "reference": s.reference, "points": s.points,
+            "note": s.note,
+        })
+    settlement = None
+    s = result.settlement
+    if s is not None:
+        settlement = {
+            "applies": s.applies, "reason": s.reason, "rewards": s.rewards,
+            "net": s.net.get(county_code, 0.0) if s.applies else None,
+            "lines": [
+                {"payer": t.payer, "payee": t.payee, "amount": t.amount}
+                for t in s.ledger if county_code in (t.payer, t.payee)
+            ],
+        }
+    tally = next((t for t in result.rewards_tally if t.county_code == county_code), None)
+    return {
+        "rulebook": result.rulebook, "title": result.title, "version": result.version,
+        "period": result.period, "data_period": result.data_period, "issued_at": result.issued_at or None,
+        "inputs_hash": result.inputs_hash,
+        "county_code": u.county_code, "county_name": u.county_name,
+        "reporting_state": u.reporting_state, "days_late": u.days_late, "warnings": u.warnings,
+        "indicators": indicators,
+        "points_total": sum(x["points"] for x in indicators),
+        "deductions": [
+            {"on": d.on, "count": d.count, "points": d.points, "note": d.note} for d in u.deductions
+        ],
+        "deduction_total": u.deduction_points,
+        "total": u.total, "score": u.score, "rank": u.rank, "n": len(result.units),
+        "precision": result.ranking.get("precision"), "tie_break": result.ranking.get("tie_break", []),
+        "settlement": settlement,
+        "reward_tally": None if tally is None else {
+            "new_entered": tally.new_entered, "upgraded": tally.upgraded, "amount": tally.amount,
+            "note": tally.note,
+        },
+    }
