@@ -1,5 +1,219 @@
-"""Commands of the jobs area (registered on the `supervise` group)."""
+"""Commands of the jobs area: run, collect, remind, catch-up, scheduler, crontab, runs."""
 
 from __future__ import annotations
 
-from .cli import cli  # noqa: F401
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .cli import cli, emit_json, json_option, now, pass_workspace, period_options, workspace_required
+from .periods import Period
+from .workspace import Workspace
+
+
+def _fail_after_printing(exc: Any, as_json: bool) -> None:
+    """A failed job still shows what it did (the JSON document), then exits non-zero."""
+    result = getattr(exc, "result", None)
+    if as_json and result is not None and hasattr(result, "to_json"):
+        emit_json(result.to_json())
+    raise exc
+
+
+@cli.command()
+@period_options("month", "quarter", "year", required=False)
+@click.option("--due", type=click.Choice(["month", "quarter", "year"]), default=None,
+              help="Without a period: the month, quarter or year due now (default: month).")
+@click.option("--no-deliver", is_flag=True, help="Write the bulletins but mail nothing.")
+@click.option("--resend", is_flag=True, help="Mail the bulletin again even if it was already sent.")
+@json_option
+@workspace_required
+def run(ws: Workspace, period: Period | None, due: str | None, no_deliver: bool, resend: bool,
+        as_json: bool) -> None:
+    """Run the period job: collect the inbox, assess, write the bulletins, mail them.
+
+    Without --month/--quarter/--year it runs the period whose deadline passed last. Running a
+    period again with the same data changes nothing and mails nothing; changed results are
+    mailed again as a correction.
+    """
+    from .jobs import JobFailed, run_due, run_period
+
+    if period is not None and due is not None:
+        raise click.UsageError("give a period or --due, not both")
+    try:
+        if period is None:
+            result = run_due(ws, due or "month", now=now(), deliver=not no_deliver, resend=resend, clock=now)  # type: ignore[arg-type]
+        else:
+            result = run_period(ws, period, now=now(), deliver=not no_deliver, resend=resend, clock=now)
+    except JobFailed as exc:
+        _fail_after_printing(exc, as_json)
+        raise
+    if as_json:
+        emit_json(result.to_json())
+        return
+    click.echo(f"{result.period}: {len(result.results)} assessment(s)")
+    for r in result.results:
+        click.echo(f"  {r.rulebook} {r.version}: {len(getattr(r, 'units', []))} counties ranked")
+    for key, path in result.output_paths().items():
+        if path:
+            click.echo(f"  {key}: {path}")
+    _echo_deliveries(result.deliveries, result.delivered)
+
+
+def _echo_deliveries(deliveries: list[Any], delivered: bool = True) -> None:
+    if not delivered:
+        click.echo("  mail: not delivered (--no-deliver)")
+        return
+    counts: dict[str, int] = {}
+    for d in deliveries:
+        counts[d.state] = counts.get(d.state, 0) + 1
+    if counts:
+        click.echo("  mail: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
+@cli.command()
+@json_option
+@workspace_required
+def collect(ws: Workspace, as_json: bool) -> None:
+    """Ingest the inbox and retry mail waiting in the outbox (the hourly job)."""
+    from .jobs import JobFailed
+    from .jobs import collect as collect_job
+
+    try:
+        result = collect_job(ws, now(), clock=now)
+    except JobFailed as exc:
+        _fail_after_printing(exc, as_json)
+        raise
+    if as_json:
+        emit_json(result.to_json())
+        return
+    summary = ", ".join(f"{k} {v}" for k, v in result.ingest.items())
+    click.echo(f"inbox: {summary or 'nothing new'}")
+    _echo_deliveries(result.deliveries)
+
+
+@cli.command()
+@period_options("month", "quarter", required=False)
+@json_option
+@workspace_required
+def remind(ws: Workspace, period: Period | None, as_json: bool) -> None:
+    """Mail a 催报 to the contacts of counties that have not reported (漏报 or 退回).
+
+    Without a period: the reminder windows open today (see [deadlines] remind_days_before
+    and remind_days_after). Each county is reminded at most once per window.
+    """
+    from .jobs import JobFailed
+    from .jobs import remind as remind_job
+
+    try:
+        result = remind_job(ws, now(), period, clock=now)
+    except JobFailed as exc:
+        _fail_after_printing(exc, as_json)
+        raise
+    if as_json:
+        emit_json(result.to_json())
+        return
+    if not result.windows:
+        click.echo("no reminder is due today")
+    for w in result.windows:
+        click.echo(f"{w['period']} ({w['window']}, due {w['due_day']})")
+    for r in result.reminded:
+        click.echo(f"  reminded {r['county_name']} <{r['recipient']}>")
+    for r in result.no_address:
+        click.echo(f"  no e-mail for {r['county_name']} ({r['county_code']}) in reference/counties.csv")
+    _echo_deliveries(result.deliveries)
+
+
+@cli.command("catch-up")
+@json_option
+@workspace_required
+def catch_up_command(ws: Workspace, as_json: bool) -> None:
+    """Run what the schedule missed while the server was down, and retry failed period runs."""
+    from .jobs import JobFailed
+    from .scheduler import catch_up
+
+    try:
+        result = catch_up(ws, now(), clock=now)
+    except JobFailed as exc:
+        _fail_after_printing(exc, as_json)
+        raise
+    if as_json:
+        emit_json(result.to_json())
+        return
+    if not result.items:
+        click.echo("nothing was missed")
+    for i in result.items:
+        click.echo(f"{i.job} {i.period or ''} (missed {i.missed_at}): {i.state}")
+
+
+@cli.command()
+@workspace_required
+def scheduler(ws: Workspace) -> None:
+    """Run the schedule (jobs/schedule.toml) in the foreground, for systemd.
+
+    Catches up missed runs at start; stops on SIGTERM after the running job. Logs to stderr.
+    """
+    from .scheduler import serve
+
+    serve(ws, clock=now)
+
+
+def default_executable() -> str:
+    """The absolute path of the `supervise` command that cron and systemd should run."""
+    found = shutil.which("supervise")
+    if found:
+        return str(Path(found).resolve())
+    return f"{sys.executable} -m supervise"
+
+
+@cli.command()
+@click.option("--executable", metavar="PATH", help="The supervise command to run (default: this one).")
+@click.option("--systemd", "systemd_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Instead of printing cron lines, write a .service and .timer per job into DIR.")
+@click.option("--user", default="supervise", show_default=True, help="User= of the systemd services.")
+@pass_workspace
+def crontab(ws: Workspace, executable: str | None, systemd_dir: Path | None, user: str) -> None:
+    """Print the schedule as cron lines (install with `supervise crontab | crontab -`)."""
+    from .jobs.schedule import crontab_text, systemd_units
+    from .scheduler import workspace_schedule
+
+    exe = executable or default_executable()
+    schedule = workspace_schedule(ws)
+    if systemd_dir is None:
+        click.echo(crontab_text(schedule, home=ws.home, executable=exe), nl=False)
+        return
+    systemd_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in systemd_units(schedule, home=ws.home, executable=exe, user=user).items():
+        (systemd_dir / name).write_text(text, encoding="utf-8")
+        click.echo(str(systemd_dir / name))
+
+
+@cli.command()
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--job", help="Only this job (collect, remind, run_month, ...).")
+@json_option
+@workspace_required
+def runs(ws: Workspace, limit: int, job: str | None, as_json: bool) -> None:
+    """List recent job runs (newest first) and mail waiting in the outbox."""
+    from .store import runs as store_runs
+
+    conn = ws.connect()
+    try:
+        recent = store_runs.recent_runs(conn, limit=limit, job=job)
+        unsent = store_runs.unsent_deliveries(conn)
+    finally:
+        conn.close()
+    if as_json:
+        emit_json({"runs": [r.to_json() for r in recent], "outbox": [d.to_json() for d in unsent]})
+        return
+    for r in recent:
+        line = f"{r.id:>5} {r.started_at} {r.job:<11} {r.period or '-':<8} {r.state:<8} {r.origin}"
+        if r.error:
+            line += f"  {r.error}"
+        click.echo(line)
+    if unsent:
+        click.echo(f"outbox: {len(unsent)} mail(s) waiting to be sent again")
+        for d in unsent:
+            click.echo(f"  {d.id} {d.kind} {d.period or ''} {d.recipient} ({d.attempts} attempts): {d.last_error}")

@@ -1,0 +1,404 @@
+"""Mail: bulletins and reminders over SMTP, through an outbox, with a delivery log.
+
+Every message is first written to `<home>/outbox/mail/<id>.eml` and logged as `pending` in the
+deliveries table, then sent. It becomes `sent` only when the server accepted it for that
+recipient; otherwise it stays in the outbox as `failed` and the next run (or the hourly
+collect) sends it again. A message is sent to one recipient at a time, so each recipient's
+delivery has its own record. The file is removed once sent.
+
+The one window where a mail can go twice: the server accepted it and the process died before
+the log said so. Everything else is exactly once.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import logging
+import mimetypes
+import os
+import smtplib
+import socket
+import sqlite3
+import ssl
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from email import policy
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from .errors import SuperviseError
+from .store import runs, transaction
+from .workspace import Settings, Workspace
+
+log = logging.getLogger("supervise.delivery")
+
+MAIL_DIR = "mail"
+XLSX_TYPE = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+
+class DeliveryError(SuperviseError):
+    """The mail server did not accept a message (one line, for logs and the delivery record)."""
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    username: str = ""
+    password: str = ""
+    starttls: bool = False
+    ssl: bool = False
+    sender: str = "supervise@localhost"
+    timeout: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmtpSettings:
+        s = settings.section("smtp")
+        return cls(
+            host=str(s["host"]),
+            port=int(s["port"]),
+            username=str(s.get("username", "")),
+            password=str(s.get("password", "")),
+            starttls=bool(s.get("starttls", False)),
+            ssl=bool(s.get("ssl", False)),
+            sender=str(s["sender"]),
+            timeout=float(s.get("timeout_seconds", 30)),
+        )
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    recipients: tuple[str, ...] = ()
+    admin: str = ""
+    attempts: int = 3
+    retry_delay: float = 2.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DeliverySettings:
+        d = settings.section("delivery")
+        return cls(
+            recipients=tuple(str(r) for r in d.get("recipients", [])),
+            admin=str(d.get("admin", "")),
+            attempts=max(1, int(d.get("attempts", 3))),
+            retry_delay=float(d.get("retry_delay_seconds", 2.0)),
+        )
+
+
+# ------------------------------------------------------------------ SMTP
+
+
+def send(smtp: SmtpSettings, message: bytes, recipient: str) -> None:
+    """Hand one message to the server for one recipient; raise DeliveryError unless accepted."""
+    try:
+        if smtp.ssl:
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                smtp.host, smtp.port, timeout=smtp.timeout, context=ssl.create_default_context()
+            )
+        else:
+            client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
+        with client:
+            client.ehlo()
+            if smtp.starttls and not smtp.ssl:
+                client.starttls(context=ssl.create_default_context())
+                client.ehlo()
+            if smtp.username:
+                client.login(smtp.username, smtp.password)
+            refused = client.sendmail(smtp.sender, [recipient], message)
+    except smtplib.SMTPRecipientsRefused as exc:
+        code, why = exc.recipients.get(recipient, (0, b""))
+        raise DeliveryError(f"{recipient}: refused by the server: {code} {_text(why)}") from exc
+    except smtplib.SMTPResponseException as exc:
+        raise DeliveryError(f"{recipient}: server said {exc.smtp_code} {_text(exc.smtp_error)}") from exc
+    except (smtplib.SMTPException, OSError, socket.timeout) as exc:
+        raise DeliveryError(
+            f"{recipient}: cannot deliver via {smtp.host}:{smtp.port}: {type(exc).__name__}: {exc}"
+        ) from exc
+    if recipient in refused:
+        code, why = refused[recipient]
+        raise DeliveryError(f"{recipient}: refused by the server: {code} {_text(why)}")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+# ------------------------------------------------------------------ messages
+
+
+@dataclass(frozen=True)
+class Attachment:
+    path: Path
+    filename: str  # as the recipient sees it, Chinese allowed (RFC 2231)
+
+
+def build_message(
+    *,
+    sender: str,
+    recipient: str,
+    subject: str,
+    text: str,
+    html: str | None = None,
+    attachments: Sequence[Attachment] = (),
+    now: datetime,
+    sender_name: str = "",
+) -> EmailMessage:
+    """A message with a plain-text body, an optional HTML alternative and attached files."""
+    msg = EmailMessage(policy=policy.SMTP)
+    msg["From"] = formataddr((sender_name, sender)) if sender_name else sender
+    msg["To"] = recipient
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "localhost")
+    msg.set_content(text)
+    if html is not None:
+        msg.add_alternative(html, subtype="html")
+    for a in attachments:
+        if a.path.suffix.lower() == ".xlsx":
+            maintype, subtype = XLSX_TYPE
+        else:
+            guessed = mimetypes.guess_type(a.path.name)[0] or "application/octet-stream"
+            maintype, subtype = guessed.split("/", 1)
+        msg.add_attachment(a.path.read_bytes(), maintype=maintype, subtype=subtype, filename=a.filename)
+    return msg
+
+
+class _TextOfHtml(HTMLParser):
+    BLOCKS = {"p", "div", "br", "tr", "h1", "h2", "h3", "h4", "li", "table", "section", "header"}
+    SKIP = {"style", "script", "head", "title"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.SKIP:
+            self.skip += 1
+        elif tag in self.BLOCKS:
+            self.parts.append("\n")
+        elif tag in ("td", "th"):
+            self.parts.append("\t")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.SKIP:
+            self.skip = max(0, self.skip - 1)
+        elif tag in self.BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.parts.append(data)
+
+
+def html_to_text(markup: str) -> str:
+    """The plain-text alternative of a mail: the HTML's words, one block per line."""
+    p = _TextOfHtml()
+    p.feed(markup)
+    p.close()
+    lines = [" ".join(line.replace("\t", " ").split()) for line in "".join(p.parts).splitlines()]
+    out: list[str] = []
+    for line in lines:
+        if line or (out and out[-1]):
+            out.append(line)
+    return "\n".join(out).strip() + "\n"
+
+
+def text_to_html(text: str) -> str:
+    return "<html><body>" + "".join(
+        f"<p>{html_lib.escape(line)}</p>" for line in text.splitlines() if line.strip()
+    ) + "</body></html>"
+
+
+# ------------------------------------------------------------------ outbox
+
+
+def mail_dir(ws: Workspace) -> Path:
+    return ws.outbox_dir / MAIL_DIR
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass
+class DeliveryOutcome:
+    """What happened to one recipient's mail in this run."""
+
+    id: int
+    kind: str
+    period: str | None
+    recipient: str
+    state: str                # sent | failed | skipped (already sent) | queued (not delivering)
+    error: str | None = None
+    retried: bool = False     # an earlier run's mail, sent from the outbox
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "period": self.period,
+            "recipient": self.recipient,
+            "state": self.state,
+            "error": self.error,
+            "retried": self.retried,
+        }
+
+
+@dataclass
+class Outbox:
+    """Queue, send and retry mail for one workspace, logging each recipient's delivery."""
+
+    ws: Workspace
+    conn: sqlite3.Connection
+    smtp: SmtpSettings
+    settings: DeliverySettings
+    sleep: Callable[[float], None] = time.sleep
+    checkpoint: Callable[[str], None] = lambda name: None
+    outcomes: list[DeliveryOutcome] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, ws: Workspace, conn: sqlite3.Connection, **kw: object) -> Outbox:
+        return cls(ws, conn, SmtpSettings.from_settings(ws.settings), DeliverySettings.from_settings(ws.settings), **kw)  # type: ignore[arg-type]
+
+    # -- queueing
+
+    def already_sent(self, *, kind: str, period: str | None, recipient: str, content_hash: str) -> runs.Delivery | None:
+        found = runs.find_deliveries(
+            self.conn, kind=kind, period=period, recipient=recipient,
+            content_hash=content_hash, states=("sent",),
+        )
+        return found[-1] if found else None
+
+    def queue(
+        self,
+        *,
+        kind: str,
+        period: str | None,
+        recipient: str,
+        subject: str,
+        content_hash: str,
+        message: Callable[[], EmailMessage],
+        now: datetime,
+        job_run_id: int | None = None,
+        resend: bool = False,
+    ) -> runs.Delivery | None:
+        """Put a mail in the outbox unless the same content already went (or waits) to them.
+
+        Returns the delivery to send, or None when that exact mail was sent before and
+        `resend` is not asked. Unsent older content for the same recipient is superseded.
+        """
+        key = dict(kind=kind, period=period, recipient=recipient)
+        if not resend:
+            if self.already_sent(**key, content_hash=content_hash):
+                return None
+            waiting = runs.find_deliveries(self.conn, **key, content_hash=content_hash, states=("pending", "failed"))
+            if waiting and waiting[-1].message_path and (self.ws.home / waiting[-1].message_path).exists():
+                runs.supersede_unsent(self.conn, **key, keep_hash=content_hash)
+                return waiting[-1]
+        with transaction(self.conn):
+            runs.supersede_unsent(self.conn, **key, keep_hash=content_hash)
+            if resend:
+                # A deliberate resend replaces any unsent copy of the same mail.
+                for d in runs.find_deliveries(self.conn, **key, content_hash=content_hash, states=("pending", "failed")):
+                    self.conn.execute("UPDATE deliveries SET state = 'superseded' WHERE id = ?", (d.id,))
+            delivery_id = runs.add_delivery(
+                self.conn, kind=kind, period=period, recipient=recipient, subject=subject,
+                content_hash=content_hash, now=now, job_run_id=job_run_id,
+            )
+            rel = f"outbox/{MAIL_DIR}/{delivery_id}.eml"
+            _write_atomic(self.ws.home / rel, message().as_bytes())
+            runs.set_message_path(self.conn, delivery_id, rel)
+        d = runs.get_delivery(self.conn, delivery_id)
+        assert d is not None
+        return d
+
+    # -- sending
+
+    def deliver(self, delivery: runs.Delivery, now: datetime, *, retried: bool = False) -> DeliveryOutcome:
+        """Send one queued mail, with up to `attempts` tries; log the outcome."""
+        path = self.ws.home / delivery.message_path if delivery.message_path else None
+        if path is None or not path.exists():
+            error = f"message file {delivery.message_path} is missing from the outbox"
+            runs.mark_failed(self.conn, delivery.id, error, 0)
+            return self._note(delivery, "failed", error, retried)
+        data = path.read_bytes()
+        error = ""
+        for attempt in range(1, self.settings.attempts + 1):
+            try:
+                send(self.smtp, data, delivery.recipient)
+            except DeliveryError as exc:
+                error = str(exc)
+                log.warning("delivery %s to %s failed (attempt %d of %d): %s", delivery.id,
+                            delivery.recipient, attempt, self.settings.attempts, error)
+                if attempt < self.settings.attempts and self.settings.retry_delay > 0:
+                    self.sleep(self.settings.retry_delay)
+                continue
+            with transaction(self.conn):
+                runs.mark_sent(self.conn, delivery.id, now)
+                runs.set_message_path(self.conn, delivery.id, None)
+            path.unlink(missing_ok=True)
+            log.info("delivered %s %s to %s", delivery.kind, delivery.period or "", delivery.recipient)
+            self.checkpoint("delivered_one")
+            return self._note(delivery, "sent", None, retried)
+        runs.mark_failed(self.conn, delivery.id, error, self.settings.attempts)
+        log.error("delivery %s to %s kept in the outbox (%s): %s", delivery.id, delivery.recipient,
+                  delivery.message_path, error)
+        return self._note(delivery, "failed", error, retried)
+
+    def flush(self, now: datetime, *, kinds: Iterable[str] = ("bulletin", "reminder")) -> list[DeliveryOutcome]:
+        """Send again everything an earlier run left in the outbox."""
+        return [self.deliver(d, now, retried=True) for d in runs.unsent_deliveries(self.conn, kinds=kinds)]
+
+    def _note(self, d: runs.Delivery, state: str, error: str | None, retried: bool) -> DeliveryOutcome:
+        outcome = DeliveryOutcome(d.id, d.kind, d.period, d.recipient, state, error, retried)
+        self.outcomes.append(outcome)
+        return outcome
+
+    @property
+    def failed(self) -> list[DeliveryOutcome]:
+        return [o for o in self.outcomes if o.state == "failed"]
+
+
+# ------------------------------------------------------------------ the administrator
+
+
+def alert_admin(ws: Workspace, subject: str, body: str, *, now: datetime, conn: sqlite3.Connection | None = None) -> bool:
+    """Tell the administrator something failed. If even that fails, say so loudly in the log."""
+    settings = DeliverySettings.from_settings(ws.settings)
+    if not settings.admin:
+        log.critical("%s — no [delivery] admin address is configured to tell: %s", subject, body.strip())
+        return False
+    smtp = SmtpSettings.from_settings(ws.settings)
+    msg = build_message(
+        sender=smtp.sender, recipient=settings.admin, subject=subject, text=body, now=now,
+        sender_name="supervise",
+    )
+    own = conn is None
+    conn = conn or ws.connect()
+    try:
+        delivery_id = runs.add_delivery(
+            conn, kind="alert", period=None, recipient=settings.admin, subject=subject,
+            content_hash="", now=now,
+        )
+        try:
+            send(smtp, msg.as_bytes(), settings.admin)
+        except DeliveryError as exc:
+            runs.mark_failed(conn, delivery_id, str(exc), 1)
+            log.critical("ALERT NOT DELIVERED to %s (%s). %s: %s", settings.admin, exc, subject, body.strip())
+            return False
+        runs.mark_sent(conn, delivery_id, now)
+        log.info("alert sent to %s: %s", settings.admin, subject)
+        return True
+    finally:
+        if own:
+            conn.close()
