@@ -1,0 +1,577 @@
+"""Build the bulletin model from results, reporting status and the period's data.
+
+Pure: no files, no database, no clock. Everything the writers print is decided here, including
+which rows a web page shows of a very large table (see `FULL_TABLE_MAX`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+from ..assess.model import AssessmentResult, Deduction, UnitResult
+from ..periods import TZ, Month, Period, Quarter, Year, parse_period
+from ..registry import Registry
+from ..status import STATE_LABELS, CountyStatus
+from .model import (
+    TIER_100,
+    TIER_200,
+    TIER_500,
+    TIER_BELOW,
+    TIER_NONE,
+    TIERS,
+    AssessmentSection,
+    Bulletin,
+    ClusterRow,
+    ClusterSummary,
+    Excerpt,
+    GoalRow,
+    IndicatorColumn,
+    LedgerRow,
+    NetRow,
+    PointsRow,
+    RankingRow,
+    SettlementView,
+    StatusRow,
+    StatusSummary,
+    TallyRow,
+    TextRow,
+    TierCount,
+    WarningRow,
+)
+
+T = TypeVar("T")
+
+Values = Mapping[str, Mapping[str, Mapping[str, float | str | None]]]
+
+# A page lists every county up to this many; above it, the head and tail of each table.
+FULL_TABLE_MAX = 60
+EXCERPT_HEAD = 20
+EXCERPT_TAIL = 20
+# Long lists without a meaningful order (clusters, warnings, texts) are cut at this many rows.
+FULL_LIST_MAX = 200
+
+YI = 10_000.0                 # 万元 per 亿元
+TIER_BOUNDS = ((500 * YI, TIER_500), (200 * YI, TIER_200), (100 * YI, TIER_100))
+
+DEDUCTION_LABELS = {"late": "迟报", "missing": "漏报", "rejected": "退回", "warning": "数据质量提示"}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def bulletin_title(period: Period | str) -> str:
+    """关于2025年3月全市县域特色产业集群发展情况的通报 (quarter: 第一季度; year: 2025年度)."""
+    return f"关于{period_label(period)}全市县域特色产业集群发展情况的通报"
+
+
+def period_label(period: Period | str) -> str:
+    p = parse_period(str(period)) if isinstance(period, str) else period
+    if isinstance(p, Year):
+        return f"{p.year}年度"
+    return p.label
+
+
+def date_line(d: date) -> str:
+    return f"{d.year}年{d.month}月{d.day}日"
+
+
+def ytd_span(period: Period) -> str:
+    """The months a year-to-date figure covers: 1—3月, 1月, 1—12月."""
+    if isinstance(period, Month):
+        last = period.month
+    elif isinstance(period, Quarter):
+        last = 3 * period.quarter
+    else:
+        last = 12
+    return f"{period.year}年1月" if last == 1 else f"{period.year}年1—{last}月"
+
+
+def tier_of(revenue: float | None) -> str:
+    if revenue is None:
+        return TIER_NONE
+    for bound, tier in TIER_BOUNDS:
+        if revenue >= bound:
+            return tier
+    return TIER_BELOW
+
+
+def number(v: object) -> float | None:
+    """A numeric value from the data, or None (text, blank, bool)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v)
+
+
+def excerpt(rows: list[T], limit: int = FULL_TABLE_MAX, head: int = EXCERPT_HEAD, tail: int = EXCERPT_TAIL) -> Excerpt[T]:
+    if len(rows) <= limit:
+        return Excerpt(list(rows))
+    return Excerpt(rows[:head], len(rows) - head - tail, rows[len(rows) - tail:] if tail else [])
+
+
+def _fmt(v: float, digits: int = 2) -> str:
+    return f"{v:,.{digits}f}"
+
+
+def _names(rows: Sequence[RankingRow]) -> str:
+    return "、".join(f"{r.county_name}（{r.score:.2f}分）" for r in rows)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _deduction_note(ds: list[Deduction]) -> str:
+    parts = []
+    for d in ds:
+        if not d.points:
+            continue
+        label = DEDUCTION_LABELS.get(d.on, d.on)
+        unit = "天" if d.on == "late" else "次"
+        parts.append(d.note or f"{label}{d.count:g}{unit}扣{d.points:g}分")
+    return "；".join(parts)
+
+
+def _indicator_columns(result: AssessmentResult) -> list[IndicatorColumn]:
+    cols = [
+        IndicatorColumn(
+            code=str(i["code"]),
+            label=str(i.get("label", i["code"])),
+            weight=float(i.get("weight", 0) or 0),
+            method=str(i.get("method", "")),
+            unit=str(i.get("unit", "") or ""),
+        )
+        for i in result.indicators
+    ]
+    if not cols and result.units:
+        cols = [
+            IndicatorColumn(s.code, s.label, s.weight, s.method) for s in result.units[0].scores.values()
+        ]
+    return cols
+
+
+def _ranking(units: list[UnitResult], previous: AssessmentResult | None) -> list[RankingRow]:
+    before = {u.county_code: u.rank for u in previous.units} if previous else {}
+    rows = []
+    for u in units:
+        prev = before.get(u.county_code)
+        if prev is None:
+            change, label = "new", "—"
+        elif prev > u.rank:
+            change, label = "up", f"进位{prev - u.rank}"
+        elif prev < u.rank:
+            change, label = "down", f"退位{u.rank - prev}"
+        else:
+            change, label = "same", "持平"
+        rows.append(
+            RankingRow(
+                rank=u.rank,
+                county_code=u.county_code,
+                county_name=u.county_name,
+                score=u.score,
+                points_total=sum(u.points.values()),
+                deductions=u.deduction_points,
+                previous_rank=prev,
+                change=change,
+                change_label=label,
+                mark="",
+                reporting=STATE_LABELS.get(u.reporting_state, u.reporting_state),
+            )
+        )
+    # 鼓励先进，鞭策后进: ranks 1–3 (ties included), and the last three places (ties included).
+    top = {id(r) for r in rows if r.rank <= 3}
+    if len(rows) > 3:
+        floor = rows[-3].rank
+        for r in rows:
+            if r.rank >= floor and id(r) not in top:
+                r.mark = "bottom"
+    for r in rows:
+        if id(r) in top:
+            r.mark = "top"
+    return rows
+
+
+def _settlement(result: AssessmentResult, names: dict[str, str], ranks: dict[str, int]) -> SettlementView | None:
+    s = result.settlement
+    if s is None:
+        return None
+    ledger = [
+        LedgerRow(t.payer, names.get(t.payer, t.payer), t.payee, names.get(t.payee, t.payee), float(t.amount))
+        for t in s.ledger
+    ]
+    nets = sorted(
+        (NetRow(code, names.get(code, code), ranks.get(code), float(v)) for code, v in s.net.items()),
+        key=lambda n: (n.rank if n.rank is not None else 1 << 30, n.county_code),
+    )
+    return SettlementView(
+        applies=s.applies,
+        reason=s.reason,
+        rewards=list(s.rewards),
+        ledger=ledger if s.applies else [],
+        nets=nets if s.applies else [],
+        ledger_total=round(sum(t.amount for t in ledger), 6) if s.applies else 0.0,
+        net_sum=round(sum(n.net for n in nets), 6) if s.applies else 0.0,
+    )
+
+
+def _section(result: AssessmentResult, previous: AssessmentResult | None) -> AssessmentSection:
+    columns = _indicator_columns(result)
+    ranking = _ranking(result.units, previous)
+    points = []
+    for u in result.units:
+        points.append(
+            PointsRow(
+                rank=u.rank,
+                county_code=u.county_code,
+                county_name=u.county_name,
+                points=[u.scores[c.code].points if c.code in u.scores else None for c in columns],
+                values=[u.scores[c.code].value if c.code in u.scores else None for c in columns],
+                deductions=u.deduction_points,
+                deduction_note=_deduction_note(u.deductions),
+                score=u.score,
+            )
+        )
+    names = {u.county_code: u.county_name for u in result.units}
+    ranks = {u.county_code: u.rank for u in result.units}
+    for t in result.rewards_tally:
+        names.setdefault(t.county_code, t.county_name)
+    settlement = _settlement(result, names, ranks)
+    if settlement is None:
+        note = "本项考核不设奖惩结算。"
+    elif not settlement.applies:
+        note = f"本期不进行奖惩结算：{settlement.reason}" if settlement.reason else "本期不进行奖惩结算。"
+    else:
+        note = ""
+    tally = [TallyRow(t.county_code, t.county_name, t.new_entered, t.upgraded, t.amount) for t in result.rewards_tally]
+    scores = [u.score for u in result.units]
+    return AssessmentSection(
+        rulebook=result.rulebook,
+        title=result.title,
+        version=result.version,
+        period=result.period,
+        previous_period=previous.period if previous else "",
+        indicators=columns,
+        ranking=ranking,
+        ranking_excerpt=excerpt(ranking),
+        top=[r for r in ranking if r.mark == "top"],
+        bottom=[r for r in ranking if r.mark == "bottom"],
+        points=points,
+        points_excerpt=excerpt(points),
+        settlement=settlement,
+        settlement_note=note,
+        tally=tally,
+        tally_total=sum(t.amount for t in tally),
+        max_score=max([s for s in scores if s > 0], default=0.0),
+    )
+
+
+# --------------------------------------------------------------------------- data tables
+
+
+def _clusters(registry: Registry, values: Values, period: Period) -> tuple[list[ClusterRow], ClusterSummary]:
+    rows = []
+    for i, c in enumerate(registry.clusters.values(), start=1):
+        data = values.get(c.county_code, {}).get(c.code, {})
+        rev = number(data.get("revenue_ytd"))
+        ly = number(data.get("revenue_ytd_ly"))
+        growth = (rev - ly) / ly * 100 if rev is not None and ly else None
+        rows.append(
+            ClusterRow(
+                index=i,
+                county_code=c.county_code,
+                county_name=c.county_name,
+                cluster_code=c.code,
+                cluster_name=c.name,
+                revenue=rev,
+                revenue_yi=rev / YI if rev is not None else None,
+                revenue_ly=ly,
+                growth=growth,
+                tier=tier_of(rev),
+                reported=rev is not None,
+            )
+        )
+    reported = [r for r in rows if r.revenue is not None]
+    both = [r for r in reported if r.revenue_ly]
+    total = sum(r.revenue or 0.0 for r in reported)
+    now_both = sum(r.revenue or 0.0 for r in both)
+    ly_both = sum(r.revenue_ly or 0.0 for r in both)
+    counts = {t: 0 for t in TIERS}
+    for r in rows:
+        counts[r.tier] += 1
+    summary = ClusterSummary(
+        clusters=len(rows),
+        reported=len(reported),
+        revenue=total,
+        revenue_yi=total / YI,
+        revenue_ly=ly_both,
+        growth=(now_both - ly_both) / ly_both * 100 if ly_both else None,
+        tiers=[TierCount(t, counts[t]) for t in TIERS],
+        over_100=counts[TIER_500] + counts[TIER_200] + counts[TIER_100],
+        months=ytd_span(period),
+    )
+    return rows, summary
+
+
+def _received(dt: datetime | None) -> str:
+    if dt is None:
+        return ""
+    local = dt.astimezone(TZ) if dt.tzinfo else dt
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
+def _statuses(registry: Registry, statuses: list[CountyStatus]) -> tuple[list[StatusRow], list[WarningRow], StatusSummary]:
+    rows, warnings = [], []
+    for s in statuses:
+        if s.state == "late":
+            detail = f"迟报{s.days_late}天"
+        elif s.state == "missing":
+            detail = "截至考核时未报送"
+        elif s.state == "rejected":
+            detail = s.reason or "已退回，待重新报送"
+        else:
+            detail = ""
+        rows.append(
+            StatusRow(
+                county_code=s.county_code,
+                county_name=s.county_name,
+                state=s.state,
+                label=STATE_LABELS.get(s.state, s.state),
+                received_at=_received(s.received_at),
+                days_late=s.days_late,
+                detail=detail,
+                warnings=len(s.warnings),
+            )
+        )
+        for w in s.warnings:
+            where = []
+            if w.sheet or w.cell:
+                where.append("!".join(x for x in (w.sheet, w.cell) if x))
+            if w.cluster_code:
+                cl = registry.clusters.get(w.cluster_code)
+                where.append(cl.name if cl else w.cluster_code)
+            if w.indicator:
+                ind = registry.indicators.get(w.indicator)
+                where.append(ind.label if ind else w.indicator)
+            warnings.append(WarningRow(s.county_code, s.county_name, " · ".join(where), w.message, w.code))
+    n = len(rows)
+    count = {k: sum(1 for r in rows if r.state == k) for k in ("on_time", "late", "missing", "rejected")}
+    summary = StatusSummary(
+        counties=n,
+        on_time=count["on_time"],
+        late=count["late"],
+        missing=count["missing"],
+        rejected=count["rejected"],
+        completeness=round(100 * (count["on_time"] + count["late"]) / n, 1) if n else 0.0,
+        timeliness=round(100 * count["on_time"] / n, 1) if n else 0.0,
+        warnings=len(warnings),
+    )
+    return rows, warnings, summary
+
+
+def _texts(registry: Registry, values: Values) -> list[TextRow]:
+    rows = []
+    for c in registry.clusters.values():
+        data = values.get(c.county_code, {}).get(c.code, {})
+        texts = [data.get(k) for k in ("progress", "problems", "next_steps")]
+        if not any(isinstance(t, str) and t.strip() for t in texts):
+            continue
+        rows.append(
+            TextRow(c.county_code, c.county_name, c.code, c.name,
+                    *(t if isinstance(t, str) else "" for t in texts))
+        )
+    return rows
+
+
+# The plan's 2025 goals (沧政办规〔2022〕13号, 主要目标), in the plan's order.
+GOALS: tuple[tuple[str, str, str, float | None, str, str], ...] = (
+    # label, unit, source, goal, goal_text, basis
+    ("营业收入超百亿元集群", "个", "tier:100", 25, "25", "按本年累计营业收入已达到的规模计"),
+    ("其中：超500亿元集群", "个", "tier:500", 2, "2", "按本年累计营业收入已达到的规模计"),
+    ("200—500亿元集群", "个", "tier:200", 8, "8", "按本年累计营业收入已达到的规模计"),
+    ("集群企业研发经费投入", "万元", "rd_ytd", None, "年均增长15%以上", "本年累计合计；缺少上年同期数，暂不测算增速"),
+    ("有效发明专利拥有量", "件", "invention_patents", None, "年均增长20%以上", "季度更新数合计；增速待年度比较"),
+    ("省级以上创新平台", "家", "platforms", 150, "150", "季度更新数合计"),
+    ("高新技术企业", "家", "hitech_ent", 1300, "1,300", "季度更新数合计"),
+    ("专精特新中小企业", "家", "srdi_ent", 600, "600", "省级专精特新中小企业数合计（目标含创新型中小企业）"),
+    ("挂牌上市企业", "家", "listed_ent", 45, "45", "季度更新数合计"),
+    ("关键业务环节数字化率", "%", "digital_rate", 60, "60%", "已报送集群的算术平均"),
+    ("参与制修订国家、行业标准", "项", "standards_ytd", 30, "30", "本年累计合计"),
+)
+
+
+def _goals(
+    registry: Registry, values: Values, goal_values: Values, goal_period: str, summary: ClusterSummary
+) -> list[GoalRow]:
+    quarterly = goal_values or values
+    tiers = {t.tier: t.count for t in summary.tiers}
+    rows = []
+    for label, unit, source, goal, goal_text, basis in GOALS:
+        current: float | None
+        if source.startswith("tier:"):
+            current = float({"100": summary.over_100, "500": tiers[TIER_500], "200": tiers[TIER_200]}[source[5:]])
+            basis = f"{basis}（{summary.months}）"
+        else:
+            src = values if source == "rd_ytd" else quarterly
+            nums = [
+                n
+                for c in registry.clusters.values()
+                if (n := number(src.get(c.county_code, {}).get(c.code, {}).get(source))) is not None
+            ]
+            if not nums:
+                current = None
+            elif source == "digital_rate":
+                current = sum(nums) / len(nums)
+            else:
+                current = sum(nums)
+            if source != "rd_ytd" and goal_period:
+                basis = f"{goal_period}{basis}"
+        percent = current / goal * 100 if current is not None and goal else None
+        rows.append(GoalRow(label, unit, current, goal, goal_text, percent, basis))
+    return rows
+
+
+# --------------------------------------------------------------------------- overview
+
+
+def _overview(
+    label: str, summary: ClusterSummary, status: StatusSummary, statuses: list[StatusRow], sections: list[AssessmentSection]
+) -> list[str]:
+    paras = []
+    if summary.reported == 0:
+        first = f"{summary.months}，全市{summary.clusters}个县域特色产业集群本期尚无营业收入数据。"
+    else:
+        scope = (
+            f"全市{summary.clusters}个县域特色产业集群"
+            if summary.reported == summary.clusters
+            else f"全市{summary.clusters}个县域特色产业集群中已报送数据的{summary.reported}个集群"
+        )
+        first = f"{summary.months}，{scope}累计实现营业收入{_fmt(summary.revenue_yi)}亿元"
+        if summary.growth is not None:
+            trend = "增长" if summary.growth >= 0 else "下降"
+            first += f"，同比{trend}{abs(summary.growth):.1f}%（上年同期{_fmt(summary.revenue_ly / YI)}亿元）。"
+        else:
+            first += "，上年同期数据不全，暂不计算同比增速。"
+        tiers = {t.tier: t.count for t in summary.tiers}
+        first += (
+            f"按本年累计营业收入计，超百亿元的集群{summary.over_100}个"
+            f"（其中500亿元以上{tiers[TIER_500]}个、200—500亿元{tiers[TIER_200]}个、100—200亿元{tiers[TIER_100]}个）"
+        )
+        gap = 25 - summary.over_100
+        first += f"，距2025年“超百亿级集群25个”目标尚差{gap}个。" if gap > 0 else "，已达到2025年“超百亿级集群25个”目标。"
+    paras.append(first)
+
+    second = (
+        f"{label}数据报送方面，应报{status.counties}个县（市），按时报送{status.on_time}个、迟报{status.late}个、"
+        f"漏报{status.missing}个、退回{status.rejected}个，报送完整率{status.completeness:.1f}%、"
+        f"及时率{status.timeliness:.1f}%"
+    )
+    second += f"，数据质量提示{status.warnings}条。" if status.warnings else "，未发现数据质量问题。"
+    for state, word in (("late", "迟报"), ("missing", "漏报"), ("rejected", "退回")):
+        names = [s.county_name for s in statuses if s.state == state]
+        if names and len(names) <= 10:
+            second += f"{word}的县（市）：{'、'.join(names)}。"
+    paras.append(second)
+
+    for s in sections:
+        if not s.ranking:
+            paras.append(f"《{s.title}》（{s.rulebook}，{s.version}版）本期无参评县（市）。")
+            continue
+        text = f"《{s.title}》（{s.rulebook}，{s.version}版）中，{_names(s.top)}位列前三"
+        text += f"，{_names(s.bottom)}位列后三。" if s.bottom else "。"
+        text += "对排名靠前的县（市）予以通报表扬；排名靠后的县（市）要认真查找差距、分析原因，采取有力措施迎头赶上。"
+        if s.settlement is not None and s.settlement.applies:
+            rewards = "、".join(f"{r:g}万元" for r in s.settlement.rewards)
+            text += f"按照工作方案，考核前三名分别获得{rewards}奖励，由考核后三名承担。"
+        elif s.settlement is not None:
+            text += s.settlement_note
+        paras.append(text)
+    return paras
+
+
+# --------------------------------------------------------------------------- the bulletin
+
+
+def build_bulletin(
+    *,
+    registry: Registry,
+    settings: Any,
+    period: Period | str,
+    results: list[AssessmentResult],
+    previous: Mapping[str, AssessmentResult | None],
+    statuses: list[CountyStatus],
+    values: Values,
+    goal_values: Values,
+    issued: date,
+    goal_period: str = "",
+) -> Bulletin:
+    """The whole bulletin for a period; several results give one section each, in the given order."""
+    p = parse_period(str(period)) if isinstance(period, str) else period
+    bureau = settings.section("bureau") if hasattr(settings, "section") else dict(settings.get("bureau", {}))
+    issuer = str(bureau.get("issuer", ""))
+    city = str(bureau.get("city", ""))
+    label = period_label(p)
+    title = bulletin_title(p)
+
+    sections = [_section(r, previous.get(r.rulebook)) for r in results]
+    clusters, summary = _clusters(registry, values, p)
+    status_rows, warnings, status_summary = _statuses(registry, statuses)
+    goals = _goals(registry, values, goal_values, goal_period, summary)
+    texts = _texts(registry, values)
+
+    units = max([len(s.ranking) for s in sections] + [len(status_rows)], default=0)
+    compact = units > FULL_TABLE_MAX or len(clusters) > FULL_LIST_MAX
+    xlsx_name, html_name = f"{title}.xlsx", f"{title}.html"
+    if compact:
+        shown = [c for c in clusters if c.revenue is not None]
+        shown.sort(key=lambda c: (-(c.revenue or 0.0), c.index))
+        clusters_excerpt = Excerpt(shown[:EXCERPT_HEAD], len(clusters) - min(len(shown), EXCERPT_HEAD))
+        exceptions = [s for s in status_rows if s.state != "on_time"]
+        statuses_excerpt = Excerpt(exceptions[:FULL_LIST_MAX], len(status_rows) - min(len(exceptions), FULL_LIST_MAX))
+        compact_note = (
+            f"本期参评县（市）{units}个，网页仅列出排名前{EXCERPT_HEAD}位和后{EXCERPT_TAIL}位、营业收入前{EXCERPT_HEAD}位的集群"
+            f"及未按时报送的县（市）；完整排名、分项得分、集群情况和报送情况见附件工作簿《{xlsx_name}》。"
+        )
+    else:
+        clusters_excerpt = excerpt(clusters, FULL_LIST_MAX, FULL_LIST_MAX, 0)
+        statuses_excerpt = Excerpt(list(status_rows))
+        compact_note = ""
+
+    goal_note = (
+        "目标值来自《沧州市县域特色产业集群转型升级工作方案》（沧政办规〔2022〕13号）确定的2025年主要目标；"
+        "完成进度 = 当前值 ÷ 目标值；集群规模按本年累计营业收入计，年内随累计收入增加而上升。"
+    )
+    tier_note = (
+        f"注：规模档次按{summary.months}累计营业收入（已达到的规模）划分：500亿以上为5,000,000万元及以上，"
+        "200–500亿为2,000,000万元至5,000,000万元，100–200亿为1,000,000万元至2,000,000万元；"
+        "未报送指本期无该集群营业收入数据。同比增长 =（本年累计 − 上年同期）÷ 上年同期。"
+    )
+
+    return Bulletin(
+        issuer=issuer,
+        city=city,
+        title=title,
+        period=str(p),
+        period_kind=p.kind,
+        period_label=label,
+        issued=issued,
+        date_line=date_line(issued),
+        overview=_overview(label, summary, status_summary, status_rows, sections),
+        sections=sections,
+        clusters=clusters,
+        clusters_excerpt=clusters_excerpt,
+        cluster_summary=summary,
+        tier_note=tier_note,
+        statuses=status_rows,
+        statuses_excerpt=statuses_excerpt,
+        status_summary=status_summary,
+        warnings=warnings,
+        warnings_excerpt=excerpt(warnings, FULL_LIST_MAX, FULL_LIST_MAX, 0),
+        goals=goals,
+        goal_note=goal_note,
+        texts=texts,
+        texts_excerpt=excerpt(texts, FULL_LIST_MAX, FULL_LIST_MAX, 0),
+        compact=compact,
+        compact_note=compact_note,
+        xlsx_name=xlsx_name,
+        html_name=html_name,
+    )
