@@ -174,3 +174,195 @@ def last_return(conn: sqlite3.Connection, county_code: str, period: str) -> str 
         (county_code, period),
     ).fetchone()
     return row[0] if row else None
+
+
+# ----------------------------------------------------------------------------- writes (intake)
+
+import json  # noqa: E402
+from typing import Any, Iterable, Sequence  # noqa: E402
+
+
+
+def _tx(conn: sqlite3.Connection) -> Any:
+    # Imported late: the package imports this module for its schema.
+    from . import transaction
+
+    return transaction(conn)
+
+ValueRow = tuple[str, str, "float | None", "str | None", str]   # cluster, indicator, value, text, cell
+ProblemIn = tuple[str, str, "str | None", "str | None", "str | None", "str | None", str]
+# severity, code, sheet, cell, cluster_code, indicator, message
+
+
+def current_for(conn: sqlite3.Connection, county_code: str, period: str) -> SubmissionRow | None:
+    """The version in force of one county for a period, if any."""
+    row = conn.execute(
+        "SELECT * FROM submissions WHERE county_code = ? AND period = ? AND state = 'current' "
+        "ORDER BY id DESC LIMIT 1",
+        (county_code, period),
+    ).fetchone()
+    return SubmissionRow.from_row(row) if row else None
+
+
+def current_with_sha(conn: sqlite3.Connection, sha256: str) -> list[SubmissionRow]:
+    """Versions in force that came from this exact file (to recognise the same file sent again)."""
+    return [
+        SubmissionRow.from_row(r)
+        for r in conn.execute(
+            "SELECT * FROM submissions WHERE file_sha256 = ? AND state = 'current' ORDER BY id", (sha256,)
+        )
+    ]
+
+
+def current_numbers(conn: sqlite3.Connection, county_code: str, period: str) -> dict[str, dict[str, float]]:
+    """cluster -> indicator -> number of one county's version in force (history for warnings)."""
+    out: dict[str, dict[str, float]] = {}
+    for cluster, indicator, value in conn.execute(
+        """
+        SELECT v.cluster_code, v.indicator, v.value
+        FROM submissions s JOIN submission_values v ON v.submission_id = s.id
+        WHERE s.county_code = ? AND s.period = ? AND s.state = 'current' AND v.value IS NOT NULL
+        """,
+        (county_code, period),
+    ):
+        out.setdefault(cluster, {})[indicator] = value
+    return out
+
+
+def _audit(
+    conn: sqlite3.Connection, at: str, actor: str, action: str, county_code: str | None,
+    period: str | None, submission_id: int | None, detail: dict[str, Any],
+) -> None:
+    conn.execute(
+        "INSERT INTO audit (at, actor, action, county_code, period, submission_id, detail) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (at, actor, action, county_code, period, submission_id, json.dumps(detail, ensure_ascii=False)),
+    )
+
+
+def record_submission(
+    conn: sqlite3.Connection,
+    *,
+    sha256: str,
+    size: int,
+    archive_path: str,
+    file_name: str,
+    county_code: str | None,
+    sender_code: str | None,
+    period: str | None,
+    dataset: str | None,
+    format: str | None,
+    template_version: int | None,
+    received_at: str,
+    ingested_at: str,
+    verdict: str,
+    values: Sequence[ValueRow],
+    problems: Iterable[ProblemIn],
+    source: str,
+    actor: str,
+) -> tuple[int, int | None]:
+    """Store one received file in ONE transaction: file, version, values, problems, audit.
+
+    A rejected file gets state 'rejected' and no values, and changes nothing already stored.
+    An accepted one supersedes the county's version in force. Returns (id, superseded id).
+    """
+    accepted = verdict in ("accepted", "warning")
+    with _tx(conn):
+        conn.execute(
+            "INSERT OR IGNORE INTO files (sha256, size, archive_path, first_name, first_seen_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (sha256, size, archive_path, file_name, ingested_at),
+        )
+        previous = None
+        if accepted and county_code and period:
+            row = conn.execute(
+                "SELECT id FROM submissions WHERE county_code = ? AND period = ? AND state = 'current'",
+                (county_code, period),
+            ).fetchall()
+            if row:
+                previous = max(r[0] for r in row)
+                conn.execute(
+                    "UPDATE submissions SET state = 'superseded' WHERE county_code = ? AND period = ? "
+                    "AND state = 'current'",
+                    (county_code, period),
+                )
+        cur = conn.execute(
+            """
+            INSERT INTO submissions (county_code, sender_code, period, dataset, file_sha256, file_name,
+                format, template_version, received_at, ingested_at, verdict, state, supersedes,
+                n_values, source)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            (
+                county_code, sender_code, period, dataset, sha256, file_name, format, template_version,
+                received_at, ingested_at, verdict, "current" if accepted else "rejected", previous,
+                len(values) if accepted else 0, source,
+            ),
+        )
+        sid = int(cur.lastrowid or 0)
+        if accepted and values:
+            conn.executemany(
+                "INSERT INTO submission_values (submission_id, cluster_code, indicator, value, text, cell) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(sid, *v) for v in values],
+            )
+        conn.executemany(
+            "INSERT INTO problems (submission_id, severity, code, sheet, cell, cluster_code, indicator, message) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(sid, *p) for p in problems],
+        )
+        _audit(conn, ingested_at, actor, "ingest", county_code, period, sid, {
+            "file": file_name, "sha256": sha256, "verdict": verdict, "sender": sender_code,
+            "received_at": received_at, "supersedes": previous, "values": len(values) if accepted else 0,
+        })
+    return sid, previous
+
+
+def record_unchanged(
+    conn: sqlite3.Connection, *, row: SubmissionRow, file_name: str, sender_code: str | None,
+    at: str, actor: str,
+) -> None:
+    """The same file again: only an audit line."""
+    with _tx(conn):
+        _audit(conn, at, actor, "unchanged", row.county_code, row.period, row.id,
+               {"file": file_name, "sha256": row.file_sha256, "sender": sender_code})
+
+
+def return_current(
+    conn: sqlite3.Connection, county_code: str, period: str, reason: str, *, actor: str, at: str
+) -> SubmissionRow | None:
+    """退回: the version in force becomes 'returned', with an audit row. None if nothing is in force."""
+    with _tx(conn):
+        row = conn.execute(
+            "SELECT * FROM submissions WHERE county_code = ? AND period = ? AND state = 'current' "
+            "ORDER BY id DESC LIMIT 1",
+            (county_code, period),
+        ).fetchone()
+        if row is None:
+            return None
+        conn.execute("UPDATE submissions SET state = 'returned' WHERE id = ?", (row["id"],))
+        _audit(conn, at, actor, "reject", county_code, period, row["id"], {"reason": reason})
+    return SubmissionRow.from_row(row)
+
+
+def audit_of(conn: sqlite3.Connection, county_code: str, period: str) -> list[dict[str, Any]]:
+    """The audit trail of one county and period, oldest first."""
+    out = []
+    for r in conn.execute(
+        "SELECT * FROM audit WHERE county_code = ? AND period = ? ORDER BY at, id", (county_code, period)
+    ):
+        d = {k: r[k] for k in r.keys()}
+        d["detail"] = json.loads(d["detail"]) if d["detail"] else {}
+        out.append(d)
+    return out
+
+
+def all_versions(conn: sqlite3.Connection, county_code: str, period: str) -> list[SubmissionRow]:
+    """Every file recorded for a county and period, in the order they were ingested."""
+    return [
+        SubmissionRow.from_row(r)
+        for r in conn.execute(
+            "SELECT * FROM submissions WHERE county_code = ? AND period = ? ORDER BY ingested_at, id",
+            (county_code, period),
+        )
+    ]

@@ -1,0 +1,564 @@
+"""Reading a county's file: .xlsx, .xls, .ods (python-calamine) and the long CSV.
+
+Everything a file could do to hurt us is checked before it is parsed: size, zip entry count,
+uncompressed size and compression ratio, DTD/ENTITY declarations in any XML part, encryption,
+rows, columns and sheets. The format is taken from the content (magic bytes), never the name.
+
+calamine does not expose formulas, so the XML of xlsx sheets (and ods content.xml) is scanned
+for formulas that have no cached value: those cells are errors, not zeros.
+
+A reader returns a `ReadResult`: the metadata cells, the header codes, and one `RowRead` per
+data row. It judges nothing beyond "can this be read"; `validate` does the rest.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+import zipfile
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Iterable
+
+import python_calamine as calamine
+
+from .problems import FileRejected
+from .templates import CLUSTER_CODE_HEADER, CLUSTER_NAME_HEADER, DATA_SHEET
+
+ZIP_MAGIC = b"PK\x03\x04"
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+ODS_MIME = b"application/vnd.oasis.opendocument.spreadsheet"
+CSV_COLUMNS = ("county_code", "period", "cluster_code", "indicator", "value")
+EXTENSIONS = {"xlsx": "xlsx", "xls": "xls", "ods": "ods", "csv": "csv"}
+
+# Labels of the metadata cells, normalised (no spaces, ASCII brackets), and the key they name.
+_META_KEYS = {
+    "县(市)代码": "county_code", "县市代码": "county_code", "县代码": "county_code",
+    "county_code": "county_code", "行政区划代码": "county_code",
+    "县(市)名称": "county_name", "县市名称": "county_name", "county_name": "county_name",
+    "报告期": "period", "period": "period", "填报期": "period",
+    "模板版本": "template_version", "template_version": "template_version", "版本": "template_version",
+}
+_CODE_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_CLUSTER_LIKE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+_HEADER_SCAN_ROWS = 60
+
+_CELL_RE = re.compile(rb"<c\b([^>/]*)>(.*?)</c>", re.S)
+_REF_RE = re.compile(rb'\br="([A-Z]{1,3})(\d+)"')
+_HAS_VALUE_RE = re.compile(rb"<v>[^<]|<is>|<v\s[^>/]*>[^<]", re.S)
+_SHEET_TAG_RE = re.compile(rb"<(?:\w+:)?sheet\b([^>]*)/?>")
+_ATTR_RE = re.compile(rb'([\w:]+)="([^"]*)"')
+_REL_RE = re.compile(rb"<Relationship\b([^>]*)/?>")
+
+
+@dataclass
+class Cell:
+    """One value as read, with where it was."""
+
+    value: Any
+    ref: str | None = None          # A1-style reference (or CSV column letter + line)
+    row: int | None = None          # sheet row or CSV line, 1-based
+    formula_missing: bool = False   # a formula with no cached value
+
+
+@dataclass
+class RowRead:
+    cluster: Cell
+    cells: dict[str, Cell] = field(default_factory=dict)   # indicator code -> cell
+    name: str = ""                                         # column B, as written
+
+
+@dataclass
+class ReadResult:
+    format: str                                  # xlsx | xls | ods | csv
+    sheet: str | None = None                     # the data sheet (None for CSV)
+    meta: dict[str, Cell] = field(default_factory=dict)
+    columns: list[Cell] = field(default_factory=list)   # header code cells, in order
+    rows: list[RowRead] = field(default_factory=list)
+    duplicates: list[tuple[str, str, Cell]] = field(default_factory=list)  # CSV (cluster, code, cell)
+    csv_conflicts: list[tuple[str, Cell]] = field(default_factory=list)    # CSV ("county_code"|"period", cell)
+    formula_cells: list[str] = field(default_factory=list)  # refs without cached values, data sheet
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_file_bytes: int = 20_000_000
+    max_uncompressed_bytes: int = 100_000_000
+    max_compression_ratio: float = 200
+    max_zip_entries: int = 500
+    max_rows: int = 10_000
+    max_columns: int = 500
+    max_sheets: int = 30
+    max_text_chars: int = 5_000
+
+    @classmethod
+    def from_settings(cls, section: dict[str, Any]) -> "Limits":
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in section.items() if k in known})
+
+
+# --------------------------------------------------------------------------- sniffing
+
+
+def sniff(data: bytes) -> str:
+    """xlsx | ods | xls | ole_encrypted | ole | zip | csv | unknown, from the content."""
+    if data.startswith(ZIP_MAGIC):
+        return "zip"  # refined after the zip checks (xlsx / ods)
+    if data.startswith(OLE_MAGIC):
+        if "EncryptionInfo".encode("utf-16-le") in data or "EncryptedPackage".encode("utf-16-le") in data:
+            return "ole_encrypted"
+        if "Workbook".encode("utf-16-le") in data or "Book".encode("utf-16-le") in data:
+            return "xls"
+        return "ole"
+    if b"\x00" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "unknown"
+    text = _decode_text(data[:4096], partial=True)
+    if text is not None:
+        first = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+        cols = {c.strip().strip('"').lower() for c in first.split(",")}
+        if {"county_code", "cluster_code", "indicator", "value"} <= cols:
+            return "csv"
+    return "unknown"
+
+
+def _decode_text(data: bytes, partial: bool = False) -> str | None:
+    for enc in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(enc)
+        except UnicodeDecodeError as exc:
+            # A 4 KB head may cut a multi-byte character at its end.
+            if partial and exc.start >= len(data) - 4:
+                try:
+                    return data[: exc.start].decode(enc)
+                except UnicodeDecodeError:
+                    continue
+            continue
+    return None
+
+
+# --------------------------------------------------------------------------- zip containers
+
+
+def check_zip(data: bytes, limits: Limits) -> tuple[str, dict[str, bytes]]:
+    """Refuse zip/XML bombs and encrypted entries; return the format and the parts we scan.
+
+    Every XML part is read (bounded by the declared sizes already checked) and searched for
+    DTD/ENTITY declarations. Returns ("xlsx"|"ods", {part name: bytes}) for the parts readers
+    need again (workbook, rels, sheets, content.xml).
+    """
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise FileRejected("file_unreadable", f"文件已损坏，无法打开（{_short(exc)}）。请重新保存后再报送。") from None
+    if len(infos) > limits.max_zip_entries:
+        raise FileRejected("zip_bomb", f"文件内部包含{len(infos)}个部件，超过上限{limits.max_zip_entries}，不予接收。")
+    total = sum(i.file_size for i in infos)
+    packed = sum(i.compress_size for i in infos)
+    if total > limits.max_uncompressed_bytes:
+        raise FileRejected(
+            "zip_bomb", f"文件解压后大小为{total}字节，超过上限{limits.max_uncompressed_bytes}字节，不予接收。"
+        )
+    if total > 256 * 1024 and total > limits.max_compression_ratio * max(packed, 1):
+        raise FileRejected(
+            "zip_bomb", f"文件压缩比异常（{total / max(packed, 1):.0f}倍，上限{limits.max_compression_ratio:g}倍），疑似压缩炸弹，不予接收。"
+        )
+    if any(i.flag_bits & 0x1 for i in infos):
+        raise FileRejected("file_encrypted", "文件已加密，请取消密码后重新保存再报送。")
+    names = {i.filename for i in infos}
+    if "mimetype" in names and zf.read("mimetype").strip().startswith(ODS_MIME):
+        fmt = "ods"
+    elif "xl/workbook.xml" in names or "xl/workbook.bin" in names:
+        if "xl/workbook.bin" in names and "xl/workbook.xml" not in names:
+            raise FileRejected("file_unreadable", "不支持 .xlsb 格式，请另存为 .xlsx 后再报送。")
+        fmt = "xlsx"
+    else:
+        raise FileRejected("file_unreadable", "文件不是 Excel（.xlsx）或 ODS 电子表格，请使用下发的模板填报。")
+    keep: dict[str, bytes] = {}
+    for info in infos:
+        name = info.filename
+        if info.is_dir() or not name.lower().endswith((".xml", ".rels", ".vml")):
+            continue
+        try:
+            part = zf.read(info)
+        except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError) as exc:
+            raise FileRejected("file_unreadable", f"文件已损坏，无法读取其中的“{name}”（{_short(exc)}）。") from None
+        if _has_dtd(part):
+            raise FileRejected("xml_entities", f"文件的“{name}”部分含有 DTD/实体声明，出于安全原因不予接收。请用 Excel/WPS 重新保存。")
+        if fmt == "xlsx" and (name.startswith("xl/worksheets/") or name in ("xl/workbook.xml", "xl/_rels/workbook.xml.rels")):
+            keep[name] = part
+        elif fmt == "ods" and name == "content.xml":
+            keep[name] = part
+    return fmt, keep
+
+
+def _has_dtd(part: bytes) -> bool:
+    if part.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            text = part.decode("utf-16")
+        except UnicodeDecodeError:
+            return True
+        return "<!DOCTYPE" in text or "<!ENTITY" in text
+    return b"<!DOCTYPE" in part or b"<!ENTITY" in part or b"<!doctype" in part
+
+
+def _col_number(letters: bytes | str) -> int:
+    n = 0
+    for ch in letters if isinstance(letters, str) else letters.decode():
+        n = n * 26 + ord(ch) - 64
+    return n
+
+
+def col_letter(n: int) -> str:
+    s = ""
+    while n:
+        n, r = divmod(n - 1, 26)
+        s = chr(65 + r) + s
+    return s
+
+
+def _xlsx_sheet_parts(parts: dict[str, bytes]) -> dict[str, str]:
+    """Sheet name -> part name, from workbook.xml and its relationships."""
+    rels: dict[str, str] = {}
+    for m in _REL_RE.finditer(parts.get("xl/_rels/workbook.xml.rels", b"")):
+        attrs = dict(_ATTR_RE.findall(m.group(1)))
+        rid, target = attrs.get(b"Id"), attrs.get(b"Target")
+        if rid and target:
+            t = target.decode("utf-8", "replace")
+            t = t.lstrip("/") if t.startswith("/") else "xl/" + t
+            rels[rid.decode()] = t
+    out: dict[str, str] = {}
+    for m in _SHEET_TAG_RE.finditer(parts.get("xl/workbook.xml", b"")):
+        attrs = dict(_ATTR_RE.findall(m.group(1)))
+        name = attrs.get(b"name")
+        rid = next((v for k, v in attrs.items() if k.endswith(b":id") or k == b"id"), None)
+        if name is not None and rid is not None and rid.decode() in rels:
+            out[html.unescape(name.decode("utf-8", "replace"))] = rels[rid.decode()]
+    return out
+
+
+def _scan_xlsx_sheet(xml: bytes) -> tuple[int, int, list[str]]:
+    """(max row, max column, refs of formulas without a cached value) over cells with content."""
+    max_row = max_col = 0
+    missing: list[str] = []
+    for m in _CELL_RE.finditer(xml):
+        ref = _REF_RE.search(m.group(1))
+        inner = m.group(2)
+        has_value = _HAS_VALUE_RE.search(inner) is not None
+        has_formula = b"<f" in inner
+        if ref is None:
+            continue
+        if has_formula and not has_value:
+            missing.append(ref.group(1).decode() + ref.group(2).decode())
+        if has_value or has_formula:
+            row, col = int(ref.group(2)), _col_number(ref.group(1))
+            max_row = max(max_row, row)
+            max_col = max(max_col, col)
+    return max_row, max_col, missing
+
+
+_ODS_TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
+_ODS_OFFICE = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}"
+
+
+def _scan_ods(content: bytes) -> dict[str, tuple[int, int, list[str]]]:
+    """Per table: (max row, max column, refs of formulas without a value), honouring repeats."""
+    from defusedxml.ElementTree import iterparse
+
+    out: dict[str, tuple[int, int, list[str]]] = {}
+    table = None
+    row = col = 0
+    max_row = max_col = 0
+    missing: list[str] = []
+    t_table, t_row, t_cell, t_cov = (
+        _ODS_TABLE + "table", _ODS_TABLE + "table-row", _ODS_TABLE + "table-cell",
+        _ODS_TABLE + "covered-table-cell",
+    )
+    rows_rep = 1
+    row_has = False
+    try:
+        for event, el in iterparse(io.BytesIO(content), events=("start", "end"), forbid_dtd=True):
+            tag = el.tag
+            if event == "start":
+                if tag == t_table:
+                    table = el.get(_ODS_TABLE + "name", "")
+                    row, max_row, max_col, missing = 0, 0, 0, []
+                elif tag == t_row:
+                    rows_rep = int(el.get(_ODS_TABLE + "number-rows-repeated", "1") or 1)
+                    col = 0
+                    row_has = False
+                continue
+            if tag in (t_cell, t_cov):
+                rep = int(el.get(_ODS_TABLE + "number-columns-repeated", "1") or 1)
+                has_value = el.get(_ODS_OFFICE + "value-type") is not None
+                formula = el.get(_ODS_TABLE + "formula")
+                if formula is not None and el.get(_ODS_OFFICE + "value") is None and el.get(
+                    _ODS_OFFICE + "string-value") is None and el.get(_ODS_OFFICE + "boolean-value") is None and el.get(
+                    _ODS_OFFICE + "date-value") is None and not has_value:
+                    missing.append(f"{col_letter(col + 1)}{row + 1}")
+                if has_value or formula is not None or len(el):
+                    max_col = max(max_col, col + rep)
+                    row_has = True
+                col += rep
+                el.clear()
+            elif tag == t_row:
+                if row_has:
+                    max_row = max(max_row, row + rows_rep)
+                row += rows_rep
+                el.clear()
+            elif tag == t_table and table is not None:
+                out[table] = (max_row, max_col, missing)
+                el.clear()
+    except Exception as exc:  # defusedxml raises its own classes for DTD/entities
+        name = type(exc).__name__
+        if "DTD" in name or "Entit" in name:
+            raise FileRejected("xml_entities", "文件含有 DTD/实体声明，出于安全原因不予接收。") from None
+        raise FileRejected("file_unreadable", f"ODS 文件内容已损坏（{_short(exc)}）。") from None
+    return out
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_submission(data: bytes, limits: Limits, known_codes: set[str]) -> ReadResult:
+    """Read a file's bytes (already size-checked) into a ReadResult, or raise FileRejected."""
+    if len(data) > limits.max_file_bytes:
+        raise FileRejected("file_too_large", f"文件大小{len(data)}字节，超过上限{limits.max_file_bytes}字节。")
+    if not data:
+        raise FileRejected("file_unreadable", "文件是空的（0字节）。")
+    kind = sniff(data)
+    if kind == "ole_encrypted":
+        raise FileRejected("file_encrypted", "文件已加密（设有打开密码），请取消密码后重新保存再报送。")
+    if kind == "csv":
+        return read_csv(data, limits)
+    if kind == "xls":
+        return _read_workbook(data, "xls", limits, known_codes, {})
+    if kind == "zip":
+        fmt, parts = check_zip(data, limits)
+        return _read_workbook(data, fmt, limits, known_codes, parts)
+    if kind == "ole":
+        raise FileRejected("file_unreadable", "文件不是电子表格（可能是 Word 等其他文档），请使用下发的模板填报。")
+    raise FileRejected("file_unreadable", "文件不是电子表格（.xlsx/.xls/.ods）或规定格式的 CSV，无法读取。请使用下发的模板填报。")
+
+
+def _read_workbook(
+    data: bytes, fmt: str, limits: Limits, known_codes: set[str], parts: dict[str, bytes]
+) -> ReadResult:
+    try:
+        wb = calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
+    except calamine.PasswordError:
+        raise FileRejected("file_encrypted", "文件设有密码，请取消密码后重新保存再报送。") from None
+    except Exception as exc:  # calamine raises several classes for broken files
+        if "password" in str(exc).lower() or "encrypt" in str(exc).lower():
+            raise FileRejected("file_encrypted", "文件设有密码，请取消密码后重新保存再报送。") from None
+        raise FileRejected("file_unreadable", f"文件无法打开（{_short(exc)}）。请用 Excel/WPS 重新保存后再报送。") from None
+    try:
+        names = list(wb.sheet_names)
+        if len(names) > limits.max_sheets:
+            raise FileRejected("file_too_large", f"文件有{len(names)}个工作表，超过上限{limits.max_sheets}个。")
+        if not names:
+            raise FileRejected("file_unreadable", "文件中没有工作表。")
+
+        # Dimensions and formulas from the XML, before calamine builds any grid.
+        dims: dict[str, tuple[int, int, list[str]]] = {}
+        if fmt == "xlsx":
+            for name, part in _xlsx_sheet_parts(parts).items():
+                if part in parts:
+                    dims[name] = _scan_xlsx_sheet(parts[part])
+        elif fmt == "ods" and "content.xml" in parts:
+            dims = _scan_ods(parts["content.xml"])
+        for name, (rows, cols, _) in dims.items():
+            _check_dims(name, rows, cols, limits)
+
+        order = [DATA_SHEET] if DATA_SHEET in names else []
+        order += [n for n in names if n != DATA_SHEET]
+        first_error: FileRejected | None = None
+        for name in order:
+            try:
+                sheet = wb.get_sheet_by_name(name)
+            except calamine.PasswordError:
+                raise FileRejected("file_encrypted", "文件设有密码，请取消密码后重新保存再报送。") from None
+            except Exception as exc:
+                if first_error is None:
+                    first_error = FileRejected("file_unreadable", f"工作表“{name}”无法读取（{_short(exc)}）。")
+                continue
+            _check_dims(name, sheet.total_height, sheet.total_width, limits)
+            grid = sheet.to_python(skip_empty_area=False)
+            result = _locate(grid, fmt, name, known_codes)
+            if result is not None:
+                result.formula_cells = list(dims.get(name, (0, 0, []))[2])
+                mark_formulas(result)
+                return result
+        if first_error is not None:
+            raise first_error
+        raise FileRejected(
+            "header_not_found",
+            "在文件中找不到指标代码行（模板第5行，如 ent_total、revenue_ytd）。请使用下发的模板，不要删除或修改指标代码行。",
+        )
+    finally:
+        wb.close()
+
+
+def _check_dims(name: str, rows: int, cols: int, limits: Limits) -> None:
+    if rows > limits.max_rows:
+        raise FileRejected("file_too_large", f"工作表“{name}”有{rows}行，超过上限{limits.max_rows}行。")
+    if cols > limits.max_columns:
+        raise FileRejected("file_too_large", f"工作表“{name}”有{cols}列，超过上限{limits.max_columns}列。")
+
+
+def _text(v: Any) -> str:
+    """A cell as text: 1.0 -> '1', '' stays ''."""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, (datetime, date)):
+        return v.isoformat()
+    return str(v).strip() if v is not None else ""
+
+
+def _norm_label(v: Any) -> str:
+    s = _text(v)
+    for a, b in (("（", "("), ("）", ")"), ("：", ""), (":", ""), (" ", ""), ("\u3000", "")):
+        s = s.replace(a, b)
+    return s
+
+
+def _locate(grid: list[list[Any]], fmt: str, sheet: str, known_codes: set[str]) -> ReadResult | None:
+    """Find the code row, the data rows and the metadata in one sheet's grid (None: no codes here)."""
+    header = None
+    for r, row in enumerate(grid[:_HEADER_SCAN_ROWS]):
+        if any(isinstance(v, str) and v.strip() in known_codes for v in row):
+            header = r
+            break
+    if header is None:
+        return None
+    res = ReadResult(format=fmt, sheet=sheet)
+
+    # Metadata: a known label, then the first non-empty cell to its right (rows above the codes).
+    for r in range(header):
+        row = grid[r]
+        for c, v in enumerate(row):
+            if not isinstance(v, str):
+                continue
+            key = _META_KEYS.get(_norm_label(v))
+            if key is None or key in res.meta:
+                continue
+            for c2 in range(c + 1, len(row)):
+                if _text(row[c2]) != "":
+                    res.meta[key] = Cell(row[c2], f"{col_letter(c2 + 1)}{r + 1}", r + 1)
+                    break
+
+    code_row = grid[header]
+    cols: list[tuple[int, str]] = []
+    for c, v in enumerate(code_row):
+        if c == 0:
+            continue
+        s = v.strip() if isinstance(v, str) else ""
+        if s and _CODE_LIKE.match(s) and s not in (CLUSTER_CODE_HEADER, CLUSTER_NAME_HEADER):
+            cols.append((c, s))
+            res.columns.append(Cell(s, f"{col_letter(c + 1)}{header + 1}", header + 1))
+
+    for r in range(header + 1, len(grid)):
+        row = grid[r]
+        first = _text(row[0]) if row else ""
+        values = {code: (row[c] if c < len(row) else "") for c, code in cols}
+        any_value = any(_text(v) != "" for v in values.values())
+        if not any_value and (first == "" or not _CLUSTER_LIKE.match(first)):
+            continue  # blank line, or a note such as 填表人/联系电话 below the table
+        rr = RowRead(Cell(first, f"A{r + 1}", r + 1), name=_text(row[1]) if len(row) > 1 else "")
+        for c, code in cols:
+            rr.cells[code] = Cell(values[code], f"{col_letter(c + 1)}{r + 1}", r + 1)
+        res.rows.append(rr)
+    return res
+
+
+def mark_formulas(res: ReadResult) -> None:
+    """Flag the cells whose formula has no cached value."""
+    if not res.formula_cells:
+        return
+    refs = set(res.formula_cells)
+    for row in res.rows:
+        for cell in row.cells.values():
+            if cell.ref in refs:
+                cell.formula_missing = True
+    for cell in res.meta.values():
+        if cell.ref in refs:
+            cell.formula_missing = True
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def read_csv(data: bytes, limits: Limits) -> ReadResult:
+    """The long CSV: county_code,period,cluster_code,indicator,value (utf-8, utf-8-sig or gb18030)."""
+    text = _decode_text(data)
+    if text is None:
+        raise FileRejected("file_unreadable", "CSV 文件编码无法识别，请保存为“CSV UTF-8”格式。")
+    try:
+        lines = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    except csv.Error as exc:
+        raise FileRejected("file_unreadable", f"CSV 文件格式错误（{_short(exc)}）。") from None
+    if len(lines) > limits.max_rows + 1:
+        raise FileRejected("file_too_large", f"CSV 文件有{len(lines)}行，超过上限{limits.max_rows}行。")
+    if not lines:
+        raise FileRejected("file_unreadable", "CSV 文件是空的。")
+    head = [h.strip().lower() for h in lines[0]]
+    if len(head) > limits.max_columns:
+        raise FileRejected("file_too_large", f"CSV 文件有{len(head)}列，超过上限{limits.max_columns}列。")
+    missing = [c for c in CSV_COLUMNS if c not in head]
+    if missing:
+        raise FileRejected(
+            "file_unreadable", f"CSV 文件缺少列：{', '.join(missing)}（第1行应为 {','.join(CSV_COLUMNS)}）。"
+        )
+    idx = {c: head.index(c) for c in CSV_COLUMNS}
+    letters = {c: col_letter(idx[c] + 1) for c in CSV_COLUMNS}
+    res = ReadResult(format="csv", sheet=None)
+    rows: dict[str, RowRead] = {}
+    seen_codes: set[str] = set()
+    for n, line in enumerate(lines[1:], start=2):
+        if not any(x.strip() for x in line):
+            continue
+        get = lambda c: line[idx[c]].strip() if idx[c] < len(line) else ""  # noqa: E731
+        county, period, cluster, code = get("county_code"), get("period"), get("cluster_code"), get("indicator")
+        raw = line[idx["value"]] if idx["value"] < len(line) else ""
+        if "county_code" not in res.meta:
+            res.meta["county_code"] = Cell(county, f"{letters['county_code']}{n}", n)
+            res.meta["period"] = Cell(period, f"{letters['period']}{n}", n)
+        else:
+            if county != res.meta["county_code"].value:
+                res.csv_conflicts.append(("county_code", Cell(county, f"{letters['county_code']}{n}", n)))
+            if period != res.meta["period"].value:
+                res.csv_conflicts.append(("period", Cell(period, f"{letters['period']}{n}", n)))
+        if code not in seen_codes:
+            seen_codes.add(code)
+            res.columns.append(Cell(code, f"{letters['indicator']}{n}", n))
+        row = rows.get(cluster)
+        if row is None:
+            row = rows[cluster] = RowRead(Cell(cluster, f"{letters['cluster_code']}{n}", n))
+            res.rows.append(row)
+        cell = Cell(raw, f"{letters['value']}{n}", n)
+        if code in row.cells:
+            res.duplicates.append((cluster, code, cell))
+        else:
+            row.cells[code] = cell
+    return res
+
+
+def _short(exc: BaseException) -> str:
+    s = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return s[:120]
+
+
+def archive_extension(head: bytes) -> str:
+    """The extension a file is archived under, from its first bytes (never from its name)."""
+    kind = sniff(head)
+    if kind == "zip":
+        return "ods" if head[30:38] == b"mimetype" and ODS_MIME in head[:200] else "xlsx"
+    if kind in ("xls", "ole_encrypted", "ole"):
+        return "xls" if kind == "xls" else "ole"
+    return "csv" if kind == "csv" else "bin"
+
+
+def iter_codes(cells: Iterable[Cell]) -> list[str]:
+    return [str(c.value) for c in cells]

@@ -1,0 +1,486 @@
+"""Validation of a read submission (SPEC §6): every problem with a code, a place and a Chinese message.
+
+Errors reject the file; warnings (YTD decrease, month-over-month jump, unit slip) accept it with
+warnings. A blank numeric cell is an error unless the dictionary marks the indicator optional:
+the program never turns a blank into 0.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Callable
+
+from ..periods import Month, Period, PeriodError, Quarter, parse_period
+from ..registry import Cluster, Indicator, Registry
+from .problems import ERROR, WARNING, Problem
+from .readers import Cell, Limits, ReadResult, RowRead, _text
+
+Values = dict[str, dict[str, float]]
+History = Callable[[str, Period], Values]
+
+DATASET_LABEL = {"monthly": "月报（集群发展月报）", "quarterly": "季度更新（集群季度更新）"}
+CROSS_CHECKS = (
+    ("ent_above", "ent_total", "ent_above_gt_total"),
+    ("ent_in_park", "ent_total", "ent_in_park_gt_total"),
+)
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The [validation] settings."""
+
+    min_template_version: int = 1
+    jump_factor: float = 5.0
+    unit_slip_factor: float = 10_000
+    unit_slip_tolerance: float = 3.0
+    jump_min_value: float = 100
+
+    @classmethod
+    def from_settings(cls, section: dict[str, Any]) -> "Rules":
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in section.items() if k in known})
+
+
+@dataclass
+class Validated:
+    county_code: str | None = None
+    period: str | None = None
+    dataset: str | None = None
+    template_version: int | None = None
+    values: list[tuple[str, str, float | None, str | None, str]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(p.is_error for p in self.problems)
+
+    @property
+    def verdict(self) -> str:
+        if self.has_errors:
+            return "rejected"
+        return "warning" if self.problems else "accepted"
+
+
+def validate(
+    res: ReadResult,
+    registry: Registry,
+    *,
+    limits: Limits,
+    rules: Rules,
+    sender: str | None = None,
+    expected_period: Period | None = None,
+    history: History | None = None,
+) -> Validated:
+    """Check one read file against the registry, the dictionary and (for warnings) its history."""
+    return _Validator(res, registry, limits, rules, sender, expected_period, history).run()
+
+
+class _Validator:
+    def __init__(
+        self,
+        res: ReadResult,
+        registry: Registry,
+        limits: Limits,
+        rules: Rules,
+        sender: str | None,
+        expected_period: Period | None,
+        history: History | None,
+    ) -> None:
+        self.res = res
+        self.reg = registry
+        self.limits = limits
+        self.rules = rules
+        self.sender = sender
+        self.expected = expected_period
+        self.history = history
+        self.out = Validated()
+        self.csv = res.format == "csv"
+        self.sheet = res.sheet
+        self.cluster_index = {c.upper(): c for c in registry.clusters}
+
+    # ---- helpers
+    def add(self, code: str, message: str, cell: Cell | None = None, *, cluster: str | None = None,
+            indicator: str | None = None, severity: str = ERROR) -> None:
+        p = Problem(code, message, severity, cluster_code=cluster, indicator=indicator)
+        if cell is not None and cell.ref is not None:
+            p.cell = cell.ref
+            if self.csv:
+                p.where_text = f"第{cell.row}行"
+            else:
+                p.sheet = self.sheet
+        elif self.csv:
+            p.where_text = "CSV"
+        else:
+            p.sheet = self.sheet
+        self.out.problems.append(p)
+
+    def place(self, cell: Cell | None) -> str:
+        if cell is None or cell.ref is None:
+            return ""
+        return f"第{cell.row}行" if self.csv else f"{self.sheet}!{cell.ref}"
+
+    def row_label(self, cell: Cell | None, cluster: Cluster | None, code: str) -> str:
+        name = f"{code} {cluster.name}" if cluster else code
+        if cell is None or cell.row is None:
+            return f"集群{name}"
+        return f"第{cell.row}行（{name}）"
+
+    # ---- the checks
+    def run(self) -> Validated:
+        county = self.check_county()
+        period = self.check_period()
+        dataset = self.check_dataset(period)
+        self.out.dataset = dataset
+        if not self.csv:
+            self.check_template_version()
+        indicators = self.check_columns(dataset)
+        self.check_rows(county, indicators)
+        if not self.out.has_errors and self.history is not None and county and period is not None:
+            self.check_history(county, period, indicators)
+        return self.out
+
+    def check_county(self) -> str | None:
+        cell = self.res.meta.get("county_code")
+        raw = _text(cell.value) if cell else ""
+        if raw.endswith(".0"):
+            raw = raw[:-2]
+        sender = self.sender
+        sender_text = f"{sender}（{self.reg.county_name(sender)}）" if sender else ""
+        if not raw:
+            where = "CSV 的 county_code 列" if self.csv else "表头的“县（市）代码”单元格（模板B2）"
+            self.add("county_mismatch", f"文件中没有县（市）代码：{where}为空。请使用下发的本县（市）模板。", cell)
+            return sender if sender in self.reg.counties else None
+        self.out.county_code = raw
+        known = raw in self.reg.counties
+        file_text = f"{raw}（{self.reg.county_name(raw)}）" if known else f"“{raw}”"
+        if sender and raw != sender:
+            self.add(
+                "county_mismatch",
+                f"文件中的县（市）代码为{file_text}，但文件由{sender_text}报送。"
+                "请使用本县（市）的模板，不要报送其他县（市）的文件。",
+                cell,
+            )
+            return sender if sender in self.reg.counties else (raw if known else None)
+        if not known:
+            self.add("unknown_county", f"县（市）代码{file_text}不存在，请使用下发的模板，不要修改县（市）代码。", cell)
+            return None
+        for what, c in self.res.csv_conflicts:
+            if what == "county_code":
+                self.add("county_mismatch",
+                         f"第{c.row}行的县（市）代码“{_show(c.value)}”与第{cell.row if cell else 2}行的“{raw}”不一致；"
+                         "一个文件只能报送一个县（市）的数据。", c)
+        return raw
+
+    def check_period(self) -> Period | None:
+        cell = self.res.meta.get("period")
+        raw = cell.value if cell else ""
+        period: Period | None = None
+        if isinstance(raw, (datetime, date)):
+            period = Month(raw.year, raw.month)
+        else:
+            text = _text(raw)
+            if not text:
+                where = "CSV 的 period 列" if self.csv else "表头的“报告期”单元格（模板F2）"
+                self.add("period_mismatch", f"文件中没有报告期：{where}为空。", cell)
+                return None
+            try:
+                p = parse_period(text)
+            except PeriodError:
+                p = None
+            if not isinstance(p, (Month, Quarter)):
+                self.add("period_mismatch",
+                         f"报告期“{_show(text)}”不是有效的月份（如2025-03）或季度（如2025Q1）。", cell)
+                return None
+            period = p
+        self.out.period = str(period)
+        if self.expected is not None and str(period) != str(self.expected):
+            self.add("period_mismatch",
+                     f"文件的报告期为{period}（{period.label}），但本次收取的是{self.expected}（{self.expected.label}）的数据。",
+                     cell)
+        for what, c in self.res.csv_conflicts:
+            if what == "period":
+                self.add("period_mismatch",
+                         f"第{c.row}行的报告期“{_show(c.value)}”与第{cell.row if cell else 2}行的“{period}”不一致；"
+                         "一个文件只能报送一个报告期的数据。", c)
+        return period
+
+    def check_dataset(self, period: Period | None) -> str | None:
+        counts = {"monthly": 0, "quarterly": 0}
+        for c in self.res.columns:
+            ind = self.reg.indicators.get(str(c.value))
+            if ind is not None:
+                counts[ind.dataset] += 1
+        by_codes = max(counts, key=lambda k: counts[k]) if any(counts.values()) else None
+        by_period = None if period is None else ("monthly" if isinstance(period, Month) else "quarterly")
+        if by_codes and by_period and by_codes != by_period:
+            self.add(
+                "period_mismatch",
+                f"报告期为{period}（{period.label if period else ''}），但表格是{DATASET_LABEL[by_codes]}模板；"
+                f"{'月份' if by_period == 'monthly' else '季度'}数据请使用{DATASET_LABEL[by_period]}模板。",
+                self.res.meta.get("period"),
+            )
+        return by_codes or by_period
+
+    def check_template_version(self) -> None:
+        cell = self.res.meta.get("template_version")
+        raw = _text(cell.value) if cell else ""
+        try:
+            version = int(float(raw))
+        except ValueError:
+            self.add("template_too_old",
+                     "找不到模板版本号（模板H2），可能使用了旧模板或自制表格。请使用最新下发的模板重新填报。", cell)
+            return
+        self.out.template_version = version
+        if version < self.rules.min_template_version:
+            self.add("template_too_old",
+                     f"模板版本为{version}，已停止使用（最低版本{self.rules.min_template_version}）。"
+                     "请使用最新下发的模板重新填报。", cell)
+
+    def check_columns(self, dataset: str | None) -> list[Indicator]:
+        seen: dict[str, Cell] = {}
+        for c in self.res.columns:
+            code = str(c.value)
+            ind = self.reg.indicators.get(code)
+            if code in seen:
+                self.add("duplicate_column",
+                         f"指标代码“{code}”出现了两次（{self.place(seen[code])}和{self.place(c)}），请删除重复的列。",
+                         c, indicator=code)
+                continue
+            seen[code] = c
+            if ind is None:
+                self.add("unknown_indicator",
+                         f"指标代码“{_show(code)}”不存在（{self.place(c)}）。请不要修改模板中的指标代码，也不要自行增加指标列。",
+                         c, indicator=code)
+            elif dataset and ind.dataset != dataset:
+                self.add("unknown_indicator",
+                         f"“{ind.label}”（{code}）不属于{DATASET_LABEL[dataset]}，请使用下发的模板。",
+                         c, indicator=code)
+        wanted = self.reg.indicators_of(dataset) if dataset else []
+        present = []
+        for ind in wanted:
+            if ind.code in seen:
+                present.append(ind)
+            elif not ind.optional:
+                self.add("missing_indicator",
+                         f"缺少指标“{ind.label}”（{ind.code}）{'的数据' if self.csv else '列'}。"
+                         "请使用下发的模板，不要删除列。", None, indicator=ind.code)
+        return present
+
+    def check_rows(self, county: str | None, indicators: list[Indicator]) -> None:
+        seen: dict[str, Cell] = {}
+        for row in self.res.rows:
+            cluster = self.check_cluster(row, county, seen)
+            if cluster is None:
+                continue
+            self.check_values(row, cluster, indicators)
+        for cluster_code, _code, cell in self.res.duplicates:
+            cl = self.reg.clusters.get(self.cluster_index.get(cluster_code.upper(), ""))
+            self.add("duplicate_row",
+                     f"第{cell.row}行重复：{self.row_label(None, cl, cluster_code)}的“{_code}”已经填报过一次，请删除重复的行。",
+                     cell, cluster=cl.code if cl else cluster_code, indicator=_code)
+        if county:
+            for cl in self.reg.clusters_of(county):
+                if cl.code not in seen:
+                    self.add("missing_cluster",
+                             f"缺少集群“{cl.code} {cl.name}”的数据行。每个集群都要填报，请不要删除行。",
+                             None, cluster=cl.code)
+
+    def check_cluster(self, row: RowRead, county: str | None, seen: dict[str, Cell]) -> Cluster | None:
+        raw = _text(row.cluster.value)
+        col = "cluster_code 列" if self.csv else "A列"
+        if not raw:
+            self.add("unknown_cluster",
+                     f"第{row.cluster.row}行填写了数据，但{col}没有集群代码。请在模板中已有的集群行内填写。",
+                     row.cluster)
+            return None
+        code = self.cluster_index.get(raw.upper())
+        cluster = self.reg.clusters.get(code) if code else None
+        if cluster is None:
+            self.add("unknown_cluster",
+                     f"第{row.cluster.row}行的集群代码“{_show(raw)}”不存在。请不要修改或新增集群代码。",
+                     row.cluster, cluster=raw)
+            return None
+        if county and cluster.county_code != county:
+            self.add("unknown_cluster",
+                     f"第{row.cluster.row}行的集群“{cluster.code} {cluster.name}”属于{cluster.county_name}，"
+                     f"不属于{self.reg.county_name(county)}。请只填报本县（市）的集群。",
+                     row.cluster, cluster=cluster.code)
+            return None
+        if cluster.code in seen:
+            self.add("duplicate_row",
+                     f"第{row.cluster.row}行与第{seen[cluster.code].row}行的集群代码“{cluster.code}”重复，"
+                     "每个集群只能填一行。",
+                     row.cluster, cluster=cluster.code)
+            return None
+        seen[cluster.code] = row.cluster
+        return cluster
+
+    def check_values(self, row: RowRead, cluster: Cluster, indicators: list[Indicator]) -> None:
+        numbers: dict[str, tuple[float, Cell]] = {}
+        for ind in indicators:
+            cell = row.cells.get(ind.code) or Cell("", None, None)
+            label = f"{self.row_label(cell if cell.row else row.cluster, cluster, cluster.code)}“{ind.label}”"
+            where_ref = f"{self.sheet}!{cell.ref}" if (cell.ref and not self.csv) else (cell.ref or "")
+            if cell.formula_missing:
+                self.add("formula_without_value",
+                         f"{label}是公式，但没有计算结果（{self.place(cell)}）。请在 Excel/WPS 中重新计算并保存，"
+                         "或直接填写数值。", cell, cluster=cluster.code, indicator=ind.code)
+                continue
+            raw = cell.value
+            if not ind.is_number:
+                text = _text(raw)
+                if not text:
+                    if not ind.optional:
+                        self.add("empty_value", f"{label}未填写。", cell, cluster=cluster.code, indicator=ind.code)
+                    continue
+                if len(text) > self.limits.max_text_chars:
+                    self.add("text_too_long",
+                             f"{label}有{len(text)}字，超过上限{self.limits.max_text_chars}字，请精简。",
+                             cell, cluster=cluster.code, indicator=ind.code)
+                    continue
+                self.out.values.append((cluster.code, ind.code, None, text, where_ref))
+                continue
+            if _is_blank(raw):
+                if not ind.optional:
+                    missing_line = "（CSV 中没有这一行）" if self.csv and cell.ref is None else ""
+                    self.add("empty_value",
+                             f"{label}未填写{missing_line}。数字不能空着，没有的请填0。",
+                             cell, cluster=cluster.code, indicator=ind.code)
+                continue
+            value = to_number(raw, percent=ind.unit == "%")
+            if value is None:
+                self.add("not_a_number",
+                         f"{label}应为数字，实际填写了“{_show(raw)}”。请只填数字（单位{ind.unit or '见表头'}），不要填文字或单位。",
+                         cell, cluster=cluster.code, indicator=ind.code)
+                continue
+            if not self.check_range(value, ind, cell, cluster, label):
+                continue
+            numbers[ind.code] = (value, cell)
+            self.out.values.append((cluster.code, ind.code, value, None, where_ref))
+        for part, whole, code in CROSS_CHECKS:
+            if part in numbers and whole in numbers and numbers[part][0] > numbers[whole][0]:
+                pi, wi = self.reg.indicators[part], self.reg.indicators[whole]
+                cell = numbers[part][1]
+                self.add(code,
+                         f"{self.row_label(cell, cluster, cluster.code)}“{pi.label}”（{_num(numbers[part][0])}）"
+                         f"大于“{wi.label}”（{_num(numbers[whole][0])}），请核实。",
+                         cell, cluster=cluster.code, indicator=part)
+
+    def check_range(self, value: float, ind: Indicator, cell: Cell, cluster: Cluster, label: str) -> bool:
+        args = dict(cluster=cluster.code, indicator=ind.code)
+        if ind.unit == "%" and ((ind.min is not None and value < ind.min) or (ind.max is not None and value > ind.max)):
+            self.add("percent_out_of_range",
+                     f"{label}为{_num(value)}，百分比应在{_num(ind.min or 0)}到{_num(ind.max if ind.max is not None else 100)}之间"
+                     "（如62.5表示62.5%）。", cell, **args)
+            return False
+        if ind.min is not None and value < ind.min:
+            if ind.min == 0 and ind.integer:
+                self.add("negative_count", f"{label}为{_num(value)}，不能为负数。", cell, **args)
+            elif ind.min == 0:
+                self.add("negative_value", f"{label}为{_num(value)}，不能为负数。", cell, **args)
+            else:
+                self.add("out_of_range", f"{label}为{_num(value)}，不能小于{_num(ind.min)}。", cell, **args)
+            return False
+        if ind.max is not None and value > ind.max:
+            self.add("out_of_range", f"{label}为{_num(value)}，不能大于{_num(ind.max)}。", cell, **args)
+            return False
+        if ind.integer and not float(value).is_integer():
+            self.add("not_integer", f"{label}为{_num(value)}，应为整数。", cell, **args)
+            return False
+        return True
+
+    def check_history(self, county: str, period: Period, indicators: list[Indicator]) -> None:
+        prev_period = period.previous()
+        assert self.history is not None
+        prev = self.history(county, prev_period)
+        if not prev:
+            return
+        same_year = prev_period.year == period.year
+        kind_word = "上月" if isinstance(period, Month) else "上季度"
+        by_ind = {i.code: i for i in indicators}
+        cells: dict[tuple[str, str], str] = {}
+        for cl, code, value, _t, ref in self.out.values:
+            cells[(cl, code)] = ref
+        for cl, code, value, _t, ref in list(self.out.values):
+            if value is None:
+                continue
+            before = prev.get(cl, {}).get(code)
+            if before is None:
+                continue
+            ind = by_ind[code]
+            if ind.kind == "ytd" and not same_year:
+                continue
+            cluster = self.reg.clusters[cl]
+            cell = _cell_from_ref(ref, self.csv)
+            label = f"{self.row_label(cell, cluster, cl)}“{ind.label}”"
+            args = dict(cluster=cl, indicator=code, severity=WARNING)
+            if ind.kind == "ytd" and value < before:
+                self.add("ytd_decreased",
+                         f"{label}为{_num(value)}，小于{kind_word}（{prev_period}）的累计数{_num(before)}。"
+                         "本年累计数一般不会减少，请核实。", cell, **args)
+                continue
+            r = self.rules
+            if before > 0 and value > 0:
+                ratio = value / before
+                lo, hi = r.unit_slip_factor / r.unit_slip_tolerance, r.unit_slip_factor * r.unit_slip_tolerance
+                if lo <= ratio <= hi:
+                    self.add("unit_slip",
+                             f"{label}为{_num(value)}，约为{kind_word}（{_num(before)}）的{ratio:,.0f}倍，"
+                             f"是否误将“元”当作“{ind.unit or '万元'}”填写？请核实。", cell, **args)
+                    continue
+                if max(value, before) >= r.jump_min_value and (ratio > r.jump_factor or ratio < 1 / r.jump_factor):
+                    self.add("jump",
+                             f"{label}为{_num(value)}，{kind_word}为{_num(before)}，变化超过{_num(r.jump_factor)}倍，请核实。",
+                             cell, **args)
+            elif value == 0 and before >= r.jump_min_value:
+                self.add("jump", f"{label}为0，{kind_word}为{_num(before)}，请核实。", cell, **args)
+
+
+def _cell_from_ref(ref: str, csv: bool) -> Cell | None:
+    """Rebuild a Cell from a stored 'sheet!H7' / 'E12' reference (for warning locations)."""
+    if not ref:
+        return None
+    local = ref.split("!", 1)[-1]
+    m = re.match(r"^[A-Z]+(\d+)$", local)
+    return Cell(None, local, int(m.group(1)) if m else None)
+
+
+def _is_blank(raw: Any) -> bool:
+    return raw is None or (isinstance(raw, str) and raw.strip() == "")
+
+
+def to_number(raw: Any, *, percent: bool = False) -> float | None:
+    """A cell's number, or None when it is not one (text, booleans, dates, NaN)."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, (int, float)):
+        v = float(raw)
+        return v if math.isfinite(v) else None
+    if not isinstance(raw, str):
+        return None
+    s = unicodedata.normalize("NFKC", raw).strip().replace(",", "").replace(" ", "")
+    if percent and s.endswith("%"):
+        s = s[:-1]
+    if not _NUMBER.match(s):
+        return None
+    v = float(s)
+    return v if math.isfinite(v) else None
+
+
+def _num(x: float | None) -> str:
+    if x is None:
+        return ""
+    if float(x).is_integer() and abs(x) < 1e15:
+        return str(int(x))
+    return f"{x:.10g}"
+
+
+def _show(raw: Any, limit: int = 30) -> str:
+    s = _text(raw) if not isinstance(raw, str) else raw.strip()
+    s = s.replace("\n", " ")
+    return s if len(s) <= limit else s[:limit] + "…"
