@@ -1,5 +1,169 @@
-"""Commands of the assess area (registered on the `supervise` group)."""
+"""Commands of the assess area (registered on the `supervise` group): explain, rules."""
 
 from __future__ import annotations
 
-from .cli import cli  # noqa: F401
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .cli import cli, emit_json, json_option, period_options, workspace_required
+from .periods import Period
+from .workspace import Workspace
+
+METHOD_LABELS = {
+    "rank": "位次赋分",
+    "minmax": "功效系数",
+    "completion": "目标完成",
+    "bands": "分档计分",
+    "ratio_to_best": "与最优比",
+}
+STATE_LABELS = {"on_time": "按时报送", "late": "迟报", "missing": "漏报", "rejected": "退回"}
+PERIOD_LABELS = {"month": "月度", "quarter": "季度", "year": "年度"}
+
+
+def _console() -> Console:
+    return Console(highlight=False, width=140, soft_wrap=False)
+
+
+def _num(x: Any, digits: int = 4) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, float):
+        return f"{round(x, digits):g}" if abs(x) < 1e15 else f"{x:.6g}"
+    return str(x)
+
+
+def _reference(ind: dict[str, Any]) -> str:
+    r = ind["reference"]
+    hib = "" if r.get("higher_is_better", True) else "（越小越好）"
+    if "missing" in r:
+        return "无法计算" + hib
+    m = ind["method"]
+    if m == "rank":
+        return f"第{r['place']}名/共{r['n']}个，每名次差{_num(r['step'])}分{hib}"
+    if m == "minmax":
+        return f"最小{_num(r['min'])}，最大{_num(r['max'])}，基础分{_num(r['floor'])}%{hib}"
+    if m == "completion":
+        return f"目标{_num(r['target'])}，完成率{_num(100 * r['ratio'], 2)}%，上限{_num(r['cap'])}{hib}"
+    if m == "bands":
+        band = r.get("band")
+        reached = f"达到 {_num(band[0])} 档，得{_num(100 * band[1], 2)}%" if band else "未达最低档"
+        return f"{reached}（档位 {r['bands']}）{hib}"
+    if m == "ratio_to_best":
+        return f"最优值{_num(r['best'])}{hib}"
+    return str(r)
+
+
+@cli.command("explain")
+@click.option("--county", "county_code", required=True, metavar="CODE", help="County code, e.g. 130983.")
+@click.option("--rulebook", "rulebook_id", metavar="ID", help="Only this rulebook (default: every rulebook for the period).")
+@json_option
+@period_options("month", "quarter", "year")
+@workspace_required
+def explain_command(ws: Workspace, county_code: str, rulebook_id: str | None, as_json: bool, period: Period) -> None:
+    """Show how a county's score was reached: inputs, value, method, points, deductions, rank."""
+    from .assess import explain
+
+    doc = explain(ws, county_code, period, rulebook_id)
+    if as_json:
+        emit_json(doc)
+        return
+    console = _console()
+    names = {c.code: c.name for c in ws.registry.counties.values()}
+    for a in doc["assessments"]:
+        _print_assessment(console, a, names)
+
+
+def _print_assessment(console: Console, a: dict[str, Any], names: dict[str, str]) -> None:
+    state = STATE_LABELS.get(a["reporting_state"], a["reporting_state"])
+    if a["reporting_state"] == "late":
+        state += f"{a['days_late']}天"
+    console.print(
+        f"[bold]{a['county_name']}（{a['county_code']}） {a['period']} {a['title']}[/bold]"
+        f"（规则 {a['rulebook']} 版本 {a['version']}）"
+    )
+    console.print(f"读取数据：{a['data_period']}　报送情况：{state}　数据质量警告：{a['warnings']}条")
+    table = Table(show_lines=False)
+    for col, justify in (
+        ("指标", "left"), ("计分方法", "left"), ("输入（汇总值）", "left"), ("计算值", "right"),
+        ("对照", "left"), ("权重", "right"), ("得分", "right"),
+    ):
+        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for ind in a["indicators"]:
+        inputs = "\n".join(f"{k} = {_num(v)}" for k, v in ind["inputs"].items())
+        ref = _reference(ind)
+        if ind["note"]:
+            ref += f"\n{ind['note']}"
+        table.add_row(
+            f"{ind['label']}\n{ind['code']} = {ind['expr']}", METHOD_LABELS.get(ind["method"], ind["method"]),
+            inputs, _num(ind["value"]), ref, _num(ind["weight"]), _num(ind["points"]),
+        )
+    console.print(table)
+    if a["deductions"]:
+        for d in a["deductions"]:
+            console.print(f"扣分：{d['note']}（实扣{_num(d['points'])}分）")
+    else:
+        console.print("扣分：无")
+    console.print(
+        f"指标得分合计 {_num(a['points_total'])} − 扣分 {_num(a['deduction_total'])} = 总分 {_num(a['total'])}，"
+        f"保留{a['precision']}位小数为 {_num(a['score'])}；排名 第{a['rank']}名/共{a['n']}个"
+    )
+    s = a["settlement"]
+    if s is not None:
+        if not s["applies"]:
+            console.print(f"奖惩结算：{s['reason']}")
+        else:
+            console.print(f"奖惩结算：净额 {_num(s['net'])} 万元（正数为获得奖励，负数为承担）")
+            for line in s["lines"]:
+                console.print(
+                    f"  {names.get(line['payer'], line['payer'])} → {names.get(line['payee'], line['payee'])}："
+                    f"{_num(line['amount'])} 万元"
+                )
+    t = a["reward_tally"]
+    if t is not None:
+        console.print(
+            f"新增规上企业奖励（本年累计）：新建入统 {_num(t['new_entered'])} 家、小升规 {_num(t['upgraded'])} 家，"
+            f"合计 {_num(t['amount'])} 万元" + (f"（{t['note']}）" if t["note"] else "")
+        )
+    console.print("")
+
+
+@cli.command("rules")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@json_option
+@workspace_required
+def rules_command(ws: Workspace, files: tuple[Path, ...], as_json: bool) -> None:
+    """List and check the rulebooks in rules/ (or check the given rulebook FILES)."""
+    from .assess.rulebook import load_rulebook
+    from .assess.runner import workspace_rulebooks
+
+    if files:
+        books = [load_rulebook(f, ws.registry.indicators) for f in files]
+    else:
+        books = workspace_rulebooks(ws)
+    docs = [
+        {
+            "id": b.id, "title": b.title, "version": b.version, "period": b.period, "data": b.data,
+            "indicators": [i.describe() for i in b.indicators],
+            "weight": sum(i.weight for i in b.indicators),
+            "settlement": b.settlement is not None and bool(b.settlement.rewards),
+            "path": b.path,
+        }
+        for b in books
+    ]
+    if as_json:
+        emit_json({"rulebooks": docs})
+        return
+    table = Table(title="考核规则（均已通过校验）")
+    for col in ("规则", "名称", "版本", "考核周期", "数据", "指标数", "总权重", "奖惩结算", "文件"):
+        table.add_column(col)
+    for d in docs:
+        table.add_row(
+            d["id"], d["title"], d["version"], PERIOD_LABELS[d["period"]],
+            "月报" if d["data"] == "monthly" else "季报", str(len(d["indicators"])), _num(d["weight"]),
+            "有" if d["settlement"] else "无", Path(d["path"]).name,
+        )
+    _console().print(table)
