@@ -1,0 +1,28 @@
+"""Bulletins (通报): one model, built from assessment results, rendered as xlsx and html.
+
+    build_bulletin(...)            -> Bulletin        pure (build.py)
+    write_workbook(bulletin)       -> bytes           .xlsx (excel.py)
+    render_page(bulletin)          -> str             standalone page (html.py)
+    render_email(bulletin)         -> str             mail body (html.py)
+    render_bulletins(ws, period, results, *, now) -> BulletinOutputs   writes reports/<period>/
+"""
+
+from __future__ import annotations
+
+from .build import bulletin_title, build_bulletin
+from .excel import write_workbook
+from .html import render_email, render_page
+from .model import Bulletin
+from .render import BulletinOutputs, atomic_write, render_bulletins
+
+__all__ = [
+    "Bulletin",
+    "BulletinOutputs",
+    "atomic_write",
+    "build_bulletin",
+    "bulletin_title",
+    "render_bulletins",
+    "render_email",
+    "render_page",
+    "write_workbook",
+]

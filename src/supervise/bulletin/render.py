@@ -1,0 +1,207 @@
+"""Render a period's bulletins into the workspace: reports/<period>/ (xlsx, html, e-mail html, JSON).
+
+Everything is produced in memory first, then each file is written to a temporary name in the
+same folder, fsync'd and renamed over the old one: a crash leaves the previous file or the new
+one, never half a bulletin. The output depends only on the inputs (the date printed is the
+first result's `issued_at`, else `now`), so a re-run gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from ..assess.model import AssessmentResult
+from ..periods import TZ, Month, Period, Quarter, Year, parse_period
+from ..status import reporting_status
+from ..store.submissions import current_values
+from .build import Values, build_bulletin
+from .excel import write_workbook
+from .html import render_email, render_page
+
+GOAL_LOOKBACK_QUARTERS = 8
+
+
+@dataclass(frozen=True)
+class BulletinOutputs:
+    xlsx: Path
+    html: Path
+    email_html: Path
+    json: Path
+    title: str                 # 关于2025年3月全市县域特色产业集群发展情况的通报
+    xlsx_name: str             # the attachment names, in Chinese
+    html_name: str
+
+    @property
+    def attachment_names(self) -> dict[str, str]:
+        return {"xlsx": self.xlsx_name, "html": self.html_name}
+
+    @property
+    def attachments(self) -> list[tuple[Path, str]]:
+        """(file, name to attach it as) for the mailer."""
+        return [(self.xlsx, self.xlsx_name), (self.html, self.html_name)]
+
+
+# --------------------------------------------------------------------------- files
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` via a temporary file in the same folder, fsync'd, then renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _merge(*parts: Values) -> dict[str, dict[str, dict[str, Any]]]:
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for part in parts:
+        for county, clusters in part.items():
+            for cluster, values in clusters.items():
+                out.setdefault(county, {}).setdefault(cluster, {}).update(values)
+    return out
+
+
+def data_periods(period: Period) -> list[Period]:
+    """The submissions a period's bulletin reads: a month; a quarter's quarterly update plus its
+    last month; a year's Q4 update plus December."""
+    if isinstance(period, Month):
+        return [period]
+    if isinstance(period, Quarter):
+        return [period.last_month(), period]
+    return [period.december(), period.q4()]
+
+
+def status_period(period: Period, dataset: str | None) -> Period:
+    """Whose reporting the bulletin judges: the dataset its (first) rulebook reads."""
+    if isinstance(period, Month):
+        return period
+    if isinstance(period, Quarter):
+        return period.last_month() if dataset == "monthly" else period
+    return period.december() if dataset == "monthly" else period.q4()
+
+
+def latest_quarterly(conn: sqlite3.Connection, period: Period) -> tuple[str, Values]:
+    """The most recent quarterly update on record, at or before the period's quarter."""
+    q = period.quarter() if isinstance(period, Month) else period if isinstance(period, Quarter) else period.q4()
+    for _ in range(GOAL_LOOKBACK_QUARTERS):
+        values = current_values(conn, str(q))
+        if values:
+            return q.label, values
+        q = q.previous()
+    return "", {}
+
+
+def _previous(conn: sqlite3.Connection, rulebook: str, period: str) -> AssessmentResult | None:
+    try:
+        from ..store.results import previous_result  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    result = previous_result(conn, rulebook, period)
+    return result if isinstance(result, AssessmentResult) else None
+
+
+def issued_date(results: list[AssessmentResult], now: datetime) -> date:
+    for r in results[:1]:
+        if r.issued_at:
+            dt = datetime.fromisoformat(r.issued_at)
+            return (dt.astimezone(TZ) if dt.tzinfo else dt).date()
+    return (now.astimezone(TZ) if now.tzinfo else now).date()
+
+
+# --------------------------------------------------------------------------- render
+
+
+def render_bulletins(ws: Any, period: Period | str, results: list[AssessmentResult], *, now: datetime) -> BulletinOutputs:
+    """Build the period's bulletin from the workspace and write its four files atomically."""
+    p = parse_period(str(period)) if isinstance(period, str) else period
+    dataset = results[0].data if results else None
+    declared = getattr(results[0], "data_period", "") if results else ""
+    conn = ws.connect()
+    try:
+        judged = parse_period(declared) if declared else status_period(p, dataset)
+        statuses = reporting_status(conn, ws.registry, judged, ws.settings.deadlines)
+        values = _merge(*(current_values(conn, str(d)) for d in data_periods(p)))
+        goal_period, goal_values = latest_quarterly(conn, p)
+        previous = {r.rulebook: _previous(conn, r.rulebook, str(p)) for r in results}
+    finally:
+        conn.close()
+
+    bulletin = build_bulletin(
+        registry=ws.registry,
+        settings=ws.settings,
+        period=p,
+        results=results,
+        previous=previous,
+        statuses=statuses,
+        values=values,
+        goal_values=goal_values,
+        goal_period=goal_period,
+        issued=issued_date(results, now),
+    )
+    folder = Path(ws.report_dir(p))
+    key = str(p)
+    paths = {
+        "xlsx": folder / f"bulletin-{key}.xlsx",
+        "html": folder / f"bulletin-{key}.html",
+        "email": folder / f"email-{key}.html",
+        "json": folder / f"results-{key}.json",
+    }
+    xlsx = write_workbook(bulletin)
+    page = render_page(bulletin).encode("utf-8")
+    email = render_email(bulletin).encode("utf-8")
+    doc = {
+        "period": key,
+        "title": bulletin.title,
+        "assessments": [r.to_json() for r in results],
+        "outputs": {"xlsx": str(paths["xlsx"]), "html": str(paths["html"]), "json": str(paths["json"]),
+                    "email": str(paths["email"])},
+    }
+    text = json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
+
+    atomic_write(paths["xlsx"], xlsx)
+    atomic_write(paths["html"], page)
+    atomic_write(paths["email"], email)
+    atomic_write(paths["json"], text.encode("utf-8"))
+    return BulletinOutputs(
+        xlsx=paths["xlsx"],
+        html=paths["html"],
+        email_html=paths["email"],
+        json=paths["json"],
+        title=bulletin.title,
+        xlsx_name=bulletin.xlsx_name,
+        html_name=bulletin.html_name,
+    )

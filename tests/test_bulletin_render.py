@@ -1,0 +1,326 @@
+"""Rendering into a real workspace: files, workbook read back, determinism, atomicity, injection."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from datetime import datetime
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+
+from supervise.assess.model import RewardTally, Settlement
+from supervise.bulletin import render_bulletins
+from supervise.bulletin import render as render_mod
+from supervise.periods import TZ
+from supervise.workspace import Workspace
+
+from .test_bulletin_build import ATTACKS, annual_settlement, make_result
+
+NOW = datetime(2025, 4, 20, 8, 0, tzinfo=TZ)
+TITLE = "关于2025年3月全市县域特色产业集群发展情况的通报"
+
+
+def add_submission(
+    conn: sqlite3.Connection,
+    county: str,
+    period: str,
+    received_at: str,
+    values: dict[str, dict[str, float | str]],
+    warnings: list[tuple[str, str, str]] = (),  # type: ignore[assignment]
+) -> int:
+    """Store an accepted submission (current version) with its values and warnings."""
+    sha = hashlib.sha256(f"{county}/{period}/{received_at}".encode()).hexdigest()
+    conn.execute("INSERT INTO files VALUES (?, 1, ?, ?, ?)", (sha, f"archive/{sha}", f"{county}.xlsx", received_at))
+    cur = conn.execute(
+        """INSERT INTO submissions (county_code, sender_code, period, dataset, file_sha256, file_name, format,
+               template_version, received_at, ingested_at, verdict, state, n_values)
+           VALUES (?, ?, ?, ?, ?, ?, 'xlsx', 1, ?, ?, ?, 'current', ?)""",
+        (county, county, period, "quarterly" if "Q" in period else "monthly", sha, f"{county}.xlsx",
+         received_at, received_at, "warning" if warnings else "accepted", sum(map(len, values.values()))),
+    )
+    sid = int(cur.lastrowid or 0)
+    for cluster, vals in values.items():
+        for ind, v in vals.items():
+            conn.execute(
+                "INSERT INTO submission_values VALUES (?, ?, ?, ?, ?, NULL)",
+                (sid, cluster, ind, None if isinstance(v, str) else v, v if isinstance(v, str) else None),
+            )
+    for cluster, ind, message in warnings:
+        conn.execute(
+            "INSERT INTO problems (submission_id, severity, code, sheet, cell, cluster_code, indicator, message) "
+            "VALUES (?, 'warning', 'jump', '填报表', 'H7', ?, ?, ?)",
+            (sid, cluster, ind, message),
+        )
+    return sid
+
+
+@pytest.fixture
+def filled(ws: Workspace) -> Workspace:
+    """March: 黄骅 (CZ01–CZ04) and 任丘 (CZ05, CZ11) on time, 河间 two days late, the rest missing.
+
+    Revenue (万元, YTD / last year): CZ01 1,200,000/1,000,000; CZ02 300,000/300,000;
+    CZ05 2,500,000/2,000,000; CZ11 5,500,000/5,000,000; CZ12 (河间) 80,000/100,000.
+    Total 9,580,000 万元 = 958.00 亿元; last year 8,400,000 → growth (9,580,000 − 8,400,000) / 8,400,000
+    = 14.047… % → 14.0 %. ≥100亿: CZ01 (100–200), CZ05 (200–500), CZ11 (500+) = 3.
+    Q1 update (goals): 黄骅 CZ01 hitech_ent 400, a problems text holding every attack string.
+    """
+    conn = ws.connect()
+    add_submission(conn, "130983", "2025-03", "2025-04-03T16:20:00+08:00", {
+        "CZ01": {"revenue_ytd": 1_200_000, "revenue_ytd_ly": 1_000_000},
+        "CZ02": {"revenue_ytd": 300_000, "revenue_ytd_ly": 300_000},
+    }, warnings=[("CZ01", "revenue_ytd", a) for a in ATTACKS])
+    add_submission(conn, "130982", "2025-03", "2025-04-05T23:59:00+08:00", {
+        "CZ05": {"revenue_ytd": 2_500_000, "revenue_ytd_ly": 2_000_000},
+        "CZ11": {"revenue_ytd": 5_500_000, "revenue_ytd_ly": 5_000_000},
+    })
+    add_submission(conn, "130984", "2025-03", "2025-04-07T10:00:00+08:00", {
+        "CZ12": {"revenue_ytd": 80_000, "revenue_ytd_ly": 100_000},
+    })
+    add_submission(conn, "130983", "2025Q1", "2025-04-08T10:00:00+08:00", {
+        "CZ01": {"hitech_ent": 400, "problems": "\n".join(ATTACKS)},
+    })
+    conn.close()
+    return ws
+
+
+def render(ws: Workspace, period: str = "2025-03", results: list[Any] | None = None):  # type: ignore[no-untyped-def]
+    results = results if results is not None else [make_result(ws.registry, period=period)]
+    return render_bulletins(ws, period, results, now=NOW)
+
+
+def cells(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    wb = openpyxl.load_workbook(path)
+    return {ws.title: [tuple(c.value for c in row) for row in ws.iter_rows()] for ws in wb.worksheets}
+
+
+def test_files_and_names(filled: Workspace) -> None:
+    out = render(filled)
+    folder = filled.reports_dir / "2025-03"
+    assert out.xlsx == folder / "bulletin-2025-03.xlsx" and out.html == folder / "bulletin-2025-03.html"
+    assert out.email_html == folder / "email-2025-03.html" and out.json == folder / "results-2025-03.json"
+    assert out.title == TITLE
+    assert out.attachment_names == {"xlsx": f"{TITLE}.xlsx", "html": f"{TITLE}.html"}
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["bulletin-2025-03.xlsx", "bulletin-2025-03.html", "email-2025-03.html", "results-2025-03.json"])
+    doc = json.loads(out.json.read_text(encoding="utf-8"))
+    assert doc["period"] == "2025-03"
+    assert doc["outputs"] == {"xlsx": str(out.xlsx), "html": str(out.html), "json": str(out.json),
+                              "email": str(out.email_html)}
+    (a,) = doc["assessments"]
+    assert a["rulebook"] == "cz-monthly" and a["ranking"][0]["county_name"] == "黄骅市"
+
+
+def test_workbook_sheets_and_ranking(filled: Workspace) -> None:
+    out = render(filled)
+    wb = openpyxl.load_workbook(out.xlsx)
+    assert wb.sheetnames == ["通报", "综合排名", "分项得分", "集群情况", "报送情况", "目标进度", "奖惩结算"]
+    cover = [c for row in wb["通报"].iter_rows(values_only=True) for c in row if c]
+    assert cover[0] == "沧州市民营经济领导小组办公室（沧州市工业和信息化局）"
+    assert TITLE in cover and "2025年4月8日" in cover
+    assert any("规则编号 cz-monthly，版本 2025.1" in str(c) for c in cover)
+    ws = wb["综合排名"]
+    assert ws.freeze_panes == "C3" and ws.print_title_rows == "$1:$2"
+    assert ws.page_setup.fitToWidth == 1 and int(ws.page_setup.paperSize) == 9
+    assert len(ws._charts) == 1
+    # name and rank on one row; scores 100 − 5 × (rank − 1)
+    rows = {r[1]: r for r in ws.iter_rows(min_row=3, values_only=True) if isinstance(r[0], int)}
+    assert len(rows) == 14
+    assert rows["黄骅市"][0] == 1 and rows["黄骅市"][3] == 100
+    assert rows["肃宁县"][0] == 5 and rows["肃宁县"][3] == 80 and rows["肃宁县"][5] == 2
+    assert rows["海兴县"][0] == 14 and rows["海兴县"][3] == 35 and rows["海兴县"][9] == "后三（鞭策后进）"
+    assert ws.cell(3, 4).number_format == "0.00"
+    assert ws.cell(3, 2).font.name == "宋体"
+
+
+def test_workbook_clusters_status_goals(filled: Workspace) -> None:
+    out = render(filled)
+    book = cells(out.xlsx)
+    clusters = {r[2]: r for r in book["集群情况"] if isinstance(r[0], int)}
+    assert len(clusters) == 45
+    assert clusters["CZ01"][4:] == (1_200_000, 120, 1_000_000, 20, "100–200亿")
+    assert clusters["CZ11"][8] == "500亿以上" and clusters["CZ05"][8] == "200–500亿"
+    assert clusters["CZ12"][7] == pytest.approx(-20.0) and clusters["CZ12"][8] == "100亿以下"
+    assert clusters["CZ03"][4] == "未报送" and clusters["CZ03"][8] == "未报送"
+    total = next(r for r in book["集群情况"] if str(r[0]).startswith("合计"))
+    assert total[4] == 9_580_000 and total[5] == pytest.approx(958.0)
+    assert total[7] == pytest.approx((9_580_000 - 8_400_000) / 8_400_000 * 100)
+    wb = openpyxl.load_workbook(out.xlsx)
+    assert wb["集群情况"].cell(3, 5).number_format == "#,##0"
+
+    status = {r[1]: r for r in book["报送情况"][:16] if isinstance(r[0], int)}
+    assert status["黄骅市"][2:5] == ("按时报送", "2025-04-03 16:20", 0)
+    assert status["任丘市"][2] == "按时报送"          # 23:59 on the 5th is still on time
+    assert status["河间市"][2:6] == ("迟报", "2025-04-07 10:00", 2, "迟报2天")
+    assert status["海兴县"][2:4] == ("漏报", "—")
+
+    goals = {r[0]: r for r in book["目标进度"]}
+    assert goals["高新技术企业"][2:5] == (400, 1300, pytest.approx(400 / 1300 * 100))
+    assert goals["营业收入超百亿元集群"][2:5] == (3, 25, 12)
+
+
+def test_settlement_sheet(ws: Workspace) -> None:
+    reg = ws.registry
+    park = make_result(reg, rulebook="cz-park", period="2025", settlement=annual_settlement(reg),
+                       tally=[RewardTally("130983", "黄骅市", 3, 2, 8.0), RewardTally("130982", "任丘市", 1, 4, 6.0)])
+    monthly = make_result(reg, period="2025", settlement=Settlement(False, "参评县（市）不足6个", [500, 300, 100]))
+    out = render(ws, "2025", [park, monthly])
+    wb = openpyxl.load_workbook(out.xlsx)
+    assert "综合排名（2）" in wb.sheetnames and "分项得分（2）" in wb.sheetnames
+    rows = [r for r in wb["奖惩结算"].iter_rows(values_only=True)]
+    start = rows.index(("付款县（市）", "收款县（市）", "金额（万元）", None))
+    assert rows[start + 1: start + 5] == [
+        ("海兴县", "黄骅市", 500, None), ("盐山县", "任丘市", 300, None),
+        ("孟村回族自治县", "河间市", 100, None), ("合计", None, 900, None)]
+    nets = {r[0]: r[2] for r in rows if r[3] in ("获得奖励", "承担奖励资金")}
+    assert nets == {"黄骅市": 500, "任丘市": 300, "河间市": 100, "孟村回族自治县": -100, "盐山县": -300, "海兴县": -500}
+    assert ("净额合计", None, 0, None) in rows
+    # 3 × 2 + 2 × 1 = 8; 1 × 2 + 4 × 1 = 6; total 14 万元
+    assert ("黄骅市", 3, 2, 8) in rows and ("合计", None, None, 14) in rows
+    assert ("本期不进行奖惩结算：参评县（市）不足6个", None, None, None) in rows
+    page = out.html.read_text(encoding="utf-8")
+    assert "本期不进行奖惩结算：参评县（市）不足6个" in page and "+500.00" in page
+
+
+def test_no_settlement_states_the_reason(filled: Workspace) -> None:
+    out = render(filled)
+    rows = cells(out.xlsx)["奖惩结算"]
+    assert ("本项考核不设奖惩结算。", None, None, None) in rows
+
+
+def test_same_inputs_same_output(filled: Workspace) -> None:
+    first = render(filled)
+    html, email, xlsx, js = (p.read_bytes() for p in (first.html, first.email_html, first.xlsx, first.json))
+    second = render(filled)
+    assert second.html.read_bytes() == html and second.email_html.read_bytes() == email
+    assert second.json.read_bytes() == js
+    assert second.xlsx.read_bytes() == xlsx          # byte-stable: fixed zip dates and properties
+    wb = openpyxl.load_workbook(second.xlsx)
+    assert wb.properties.created == wb.properties.modified == datetime(2025, 4, 8)
+
+
+def test_issued_date_falls_back_to_now(filled: Workspace) -> None:
+    result = make_result(filled.registry, issued_at="")
+    out = render(filled, results=[result])
+    assert "2025年4月20日" in out.html.read_text(encoding="utf-8")
+
+
+def test_crash_mid_write_keeps_previous_files(filled: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = render(filled)
+    before = {p: p.read_bytes() for p in (out.xlsx, out.html, out.email_html, out.json)}
+    real_fsync = render_mod.os.fsync
+    calls = {"n": 0}
+
+    def failing_fsync(fd: int) -> None:
+        calls["n"] += 1
+        raise OSError("disk full")
+
+    monkeypatch.setattr(render_mod.os, "fsync", failing_fsync)
+    changed = make_result(filled.registry, order=list(reversed([c.code for c in filled.registry.assessed_counties()])))
+    with pytest.raises(OSError, match="disk full"):
+        render(filled, results=[changed])
+    monkeypatch.setattr(render_mod.os, "fsync", real_fsync)
+    assert calls["n"] == 1
+    folder = out.xlsx.parent
+    assert {p: p.read_bytes() for p in before} == before
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in before)
+
+
+def test_crash_after_first_file_leaves_whole_files(filled: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure on the second file: the first is replaced whole, the others untouched, no temp files."""
+    out = render(filled)
+    old_html = out.html.read_bytes()
+    real = render_mod.atomic_write
+    seen: list[Path] = []
+
+    def flaky(path: Path, data: bytes) -> None:
+        seen.append(path)
+        if len(seen) == 2:
+            tmp = path.parent / f".{path.name}.partial.tmp"
+            tmp.write_bytes(data[: len(data) // 2])
+            tmp.unlink()
+            raise RuntimeError("killed")
+        real(path, data)
+
+    monkeypatch.setattr(render_mod, "atomic_write", flaky)
+    with pytest.raises(RuntimeError):
+        render(filled, results=[make_result(filled.registry, issued_at="2025-04-09T09:00:00+08:00")])
+    assert out.html.read_bytes() == old_html
+    openpyxl.load_workbook(out.xlsx)                 # the new workbook, complete
+    assert not [p for p in out.xlsx.parent.iterdir() if p.name.startswith(".")]
+
+
+# --------------------------------------------------------------------------- injection
+
+
+class _Dom(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.text: list[str] = []
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.urls += [v or "" for k, v in attrs if k in ("src", "href")]
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def test_submission_text_is_never_a_formula(filled: Workspace) -> None:
+    names = {"130926": '=HYPERLINK("http://x","y")'}         # a county name, too
+    out = render(filled, results=[make_result(filled.registry, names=names)])
+    wb = openpyxl.load_workbook(out.xlsx)
+    found: dict[str, list[str]] = {}
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            for c in row:
+                if isinstance(c.value, str) and c.value in ATTACKS:
+                    assert c.data_type == "s", (ws.title, c.coordinate, c.value)
+                    found.setdefault(c.value, []).append(ws.title)
+                if c.data_type == "f":
+                    pytest.fail(f"formula in {ws.title}!{c.coordinate}: {c.value}")
+    assert set(found) == set(ATTACKS)                  # each warning message, unchanged
+    assert "综合排名" in found['=HYPERLINK("http://x","y")']
+
+
+def test_quarterly_texts_are_text(filled: Workspace) -> None:
+    result = make_result(filled.registry, rulebook="cz-quarterly", period="2025Q1")
+    out = render(filled, "2025Q1", [result])
+    wb = openpyxl.load_workbook(out.xlsx)
+    progress = next(r for r in wb["集群进展"].iter_rows(min_row=3) if r[0].value == 1)
+    assert progress[4].value == "\n".join(ATTACKS) and progress[4].data_type == "s"
+    dom = _Dom()
+    dom.feed(out.html.read_text(encoding="utf-8"))
+    assert "script" not in dom.tags and "\n".join(ATTACKS) in "".join(dom.text)
+
+
+def test_submission_text_is_never_markup(filled: Workspace) -> None:
+    out = render(filled)
+    for path in (out.html, out.email_html):
+        page = path.read_text(encoding="utf-8")
+        dom = _Dom()
+        dom.feed(page)
+        assert "script" not in dom.tags
+        text = "".join(dom.text)
+        assert "<script>alert(1)</script>" in text      # shown, as text
+        assert '=HYPERLINK("http://x","y")' in text
+        assert not [u for u in dom.urls if u.startswith(("http:", "https:", "//"))]
+        assert "<script" not in page
+
+
+def test_quarter_reads_quarterly_and_last_month(filled: Workspace) -> None:
+    result = make_result(filled.registry, rulebook="cz-quarterly", period="2025Q1")
+    result.data = "quarterly"
+    out = render(filled, "2025Q1", [result])
+    book = cells(out.xlsx)
+    assert TITLE.replace("3月", "第一季度") in [c for r in book["通报"] for c in r]
+    clusters = {r[2]: r for r in book["集群情况"] if isinstance(r[0], int)}
+    assert clusters["CZ01"][4] == 1_200_000            # from the March monthly data
+    status = {r[1]: r[2] for r in book["报送情况"][:16] if isinstance(r[0], int)}
+    assert status["黄骅市"] == "按时报送" and status["任丘市"] == "漏报"   # the Q1 update
