@@ -250,11 +250,18 @@ def serve(ws: Workspace, *, clock: Callable[[], datetime] = real_now) -> None:
         log.info("%s received: stopping after the running job", signal.Signals(signum).name)
         if scheduler.running:
             scheduler.shutdown(wait=True)
+        else:
+            raise SystemExit(0)
 
+    def started(_event: Any) -> None:
+        for job in scheduler.get_jobs():
+            log.info("next %s at %s", job.id, job.next_run_time)
+        log.info("scheduler started for %s (Asia/Shanghai)", ws.home)
+
+    from apscheduler.events import EVENT_SCHEDULER_STARTED
+
+    scheduler.add_listener(started, EVENT_SCHEDULER_STARTED)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    for job in scheduler.get_jobs():
-        log.info("scheduled %s", job.name)
-    log.info("scheduler started for %s (Asia/Shanghai)", ws.home)
     scheduler.start()
     log.info("scheduler stopped")

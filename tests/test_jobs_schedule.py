@@ -1,0 +1,226 @@
+"""The schedule declared once: cron lines, systemd timers, the APScheduler process, catch-up."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from click.testing import CliRunner
+
+from supervise.cli import cli
+from supervise.jobs import Schedule, ScheduleError, load_schedule
+from supervise.jobs.schedule import crontab_text, systemd_units
+from supervise.periods import TZ
+from supervise.scheduler import build_scheduler, catch_up, missed_jobs, previous_fire
+from supervise.store import runs
+from supervise.workspace import Settings, Workspace
+
+from .test_jobs_support import FAKE_STEPS, fake_status_from
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_HOME = "/srv/supervise"
+SAMPLE_EXE = "/usr/local/bin/supervise"
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=TZ)
+
+
+def deadlines(**over: object) -> dict[str, object]:
+    d = dict(Settings().section("deadlines"))
+    d.update(over)
+    return d
+
+
+def test_default_schedule_follows_the_deadlines() -> None:
+    s = load_schedule(deadlines())
+    assert {e.name: e.cron for e in s} == {
+        "collect": ("5 * * * *",),
+        # monthly data due the 5th: remind on the 3rd (2 days before) and the 6th (1 day after);
+        # quarterly data due the 10th of Jan/Apr/Jul/Oct: remind on the 8th and the 11th.
+        "remind": ("0 9 3,6 * *", "0 9 8,11 1,4,7,10 *"),
+        "run_month": ("0 8 6 * *",),
+        "run_quarter": ("30 8 11 1,4,7,10 *",),
+        "run_year": ("0 10 11 1 *",),
+        "catch_up": ("15 7 * * *",),
+    }
+
+
+def test_moving_a_deadline_moves_its_jobs() -> None:
+    s = load_schedule(deadlines(monthly_day=10, quarterly_day=15, remind_days_before=[3, 1], remind_days_after=[2]))
+    assert s.entry("run_month").cron == ("0 8 11 * *",)
+    assert s.entry("run_quarter").cron == ("30 8 16 1,4,7,10 *",)
+    assert s.entry("remind").cron == ("0 9 7,9,12 * *", "0 9 12,14,17 1,4,7,10 *")
+
+
+def test_no_reminder_days_means_no_reminder_lines() -> None:
+    s = load_schedule(deadlines(remind_days_before=[], remind_days_after=[]))
+    assert s.entry("remind").cron == ()
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"remind_days_before": [5]}, "would fall on day 0"),
+        ({"monthly_day": 28}, "monthly_day = 28"),
+        ({"quarterly_day": 27, "remind_days_after": [2]}, "would fall on day 29"),
+    ],
+)
+def test_days_that_do_not_exist_in_every_month_are_refused(over: dict[str, object], message: str) -> None:
+    with pytest.raises(ScheduleError, match=message):
+        load_schedule(deadlines(**over))
+
+
+def test_crontab_example_is_the_output_of_supervise_crontab() -> None:
+    result = CliRunner().invoke(cli, ["--home", SAMPLE_HOME, "crontab", "--executable", SAMPLE_EXE])
+    assert result.exit_code == 0, result.output
+    assert result.output == (ROOT / "crontab.example").read_text(encoding="utf-8")
+
+
+def test_every_cron_line_has_five_valid_fields_and_a_real_command() -> None:
+    lines = [
+        line for line in (ROOT / "crontab.example").read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#") and "=" not in line.split()[0]
+    ]
+    assert len(lines) == 7
+    assert "CRON_TZ=Asia/Shanghai" in (ROOT / "crontab.example").read_text(encoding="utf-8").splitlines()
+    for line in lines:
+        fields = line.split()
+        CronTrigger.from_crontab(" ".join(fields[:5]), timezone=TZ)  # raises on a bad field
+        assert fields[5:8] == [SAMPLE_EXE, "--home", SAMPLE_HOME]
+        args = fields[8:]
+        command = cli.get_command(None, args[0])  # type: ignore[arg-type]
+        assert command is not None, line
+        command.make_context(args[0], args[1:])  # its options parse
+
+
+def test_deploy_timers_are_the_schedule() -> None:
+    units = systemd_units(load_schedule(deadlines()), home=Path(SAMPLE_HOME), executable=SAMPLE_EXE)
+    for name, text in units.items():
+        assert (ROOT / "deploy" / name).read_text(encoding="utf-8") == text, name
+    assert (ROOT / "deploy" / "supervise-scheduler.service").exists()
+    if shutil.which("systemd-analyze"):
+        for text in (t for n, t in units.items() if n.endswith(".timer")):
+            for line in text.splitlines():
+                if line.startswith("OnCalendar="):
+                    spec = line.removeprefix("OnCalendar=")
+                    done = subprocess.run(["systemd-analyze", "calendar", spec], capture_output=True, text=True)
+                    assert done.returncode == 0, done.stderr
+
+
+def test_scheduler_jobs_fire_at_the_declared_times(ws: Workspace) -> None:
+    scheduler = build_scheduler(ws, scheduler=BlockingScheduler(timezone=TZ), catch_up_at_start=False)
+    jobs = {j.id: j for j in scheduler.get_jobs()}
+    assert set(jobs) == {"collect", "remind", "run_month", "run_quarter", "run_year", "catch_up"}
+    for job in jobs.values():
+        assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, 3600)
+    now = at("2025-04-05 12:00")
+    nxt = {name: job.trigger.get_next_fire_time(None, now) for name, job in jobs.items()}
+    assert nxt["collect"] == at("2025-04-05 12:05")
+    assert nxt["remind"] == at("2025-04-06 09:00")
+    assert nxt["run_month"] == at("2025-04-06 08:00")
+    assert nxt["run_quarter"] == at("2025-04-11 08:30")
+    assert nxt["run_year"] == at("2026-01-11 10:00")
+    assert nxt["remind"].tzinfo is not None and nxt["remind"].utcoffset().total_seconds() == 8 * 3600
+
+
+def test_real_scheduler_runs_a_job_with_the_injected_clock(ws: Workspace) -> None:
+    clock_time = at("2025-04-05 12:05")
+    schedule = Schedule((load_schedule(deadlines()).entry("collect"),))
+    scheduler = build_scheduler(
+        ws, scheduler=BackgroundScheduler(timezone=TZ), schedule=schedule, clock=lambda: clock_time,
+        steps=FAKE_STEPS, triggers={"collect": IntervalTrigger(seconds=0.2)}, catch_up_at_start=False,
+    )
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            conn = ws.connect()
+            done = runs.recent_runs(conn, job="collect")
+            conn.close()
+            if len(done) >= 2 and all(r.state != "running" for r in done):
+                break
+            time.sleep(0.05)
+    finally:
+        scheduler.shutdown(wait=True)
+    assert len(done) >= 2
+    assert {(r.state, r.origin, r.started_at) for r in done} == {("success", "scheduler", "2025-04-05T12:05:00+08:00")}
+
+
+def _record(ws: Workspace, job: str, period: str | None, when: str, state: str = "success") -> None:
+    conn = ws.connect()
+    run_id = runs.start_run(conn, job, period, at(when), origin="scheduler", pid=1)
+    runs.finish_run(conn, run_id, state, at(when))
+    conn.close()
+
+
+def test_catch_up_after_an_outage_runs_the_latest_missed_period(ws: Workspace) -> None:
+    # The server ran until 6 February and came back on 7 April at 10:00.
+    _record(ws, "run_month", "2025-01", "2025-02-06 08:00")
+    _record(ws, "collect", None, "2025-02-06 08:05")
+    now = at("2025-04-07 10:00")
+    missed = {(e.name, period) for e, period, _ in missed_jobs(ws, now)}
+    # run_quarter / run_year last fired on 11 January, before anything ran here: not "missed".
+    assert missed == {("run_month", "2025-03"), ("collect", None), ("remind", None)}
+
+    steps = FAKE_STEPS.__class__(FAKE_STEPS.collect_inbox, FAKE_STEPS.run_assessments,
+                                 FAKE_STEPS.render_bulletins, fake_status_from({}))
+    result = catch_up(ws, now, steps=steps)
+    assert {(i.job, i.period, i.state) for i in result.items} == {
+        ("run_month", "2025-03", "success"), ("collect", None, "success"), ("remind", None, "success"),
+    }
+    assert (ws.report_dir("2025-03") / "bulletin-2025-03.json").exists()
+    conn = ws.connect()
+    made = runs.last_run(conn, "run_month", period="2025-03")
+    conn.close()
+    assert (made.state, made.origin) == ("success", "catch_up")
+    assert missed_jobs(ws, now) == []
+    assert catch_up(ws, at("2025-04-07 10:04"), steps=steps).items == []
+    # An hour later the hourly collect is due again, and only that.
+    assert [i.job for i in catch_up(ws, at("2025-04-07 11:06"), steps=steps).items] == ["collect"]
+
+
+def test_a_failed_period_run_is_retried_by_the_next_catch_up(ws: Workspace) -> None:
+    _record(ws, "run_month", "2025-02", "2025-03-06 08:00")
+    _record(ws, "run_month", "2025-03", "2025-04-06 08:00", state="error")
+    missed = [(e.name, p) for e, p, _ in missed_jobs(ws, at("2025-04-06 09:01"))]
+    assert ("run_month", "2025-03") in missed
+
+
+def test_previous_fire_of_combined_triggers() -> None:
+    remind = load_schedule(deadlines()).entry("remind")
+    assert previous_fire(remind, at("2025-04-07 10:00")) == at("2025-04-06 09:00")
+    assert previous_fire(remind, at("2025-04-09 10:00")) == at("2025-04-08 09:00")
+
+
+def test_scheduler_process_stops_cleanly_on_sigterm(ws: Workspace, tmp_path: Path) -> None:
+    log = tmp_path / "scheduler.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "supervise", "--home", str(ws.home), "scheduler"],
+                                stdout=subprocess.DEVNULL, stderr=err, env=env)
+    try:
+        deadline = time.monotonic() + 15
+        while "scheduler started" not in log.read_text(encoding="utf-8", errors="replace"):
+            assert proc.poll() is None, log.read_text(encoding="utf-8")
+            assert time.monotonic() < deadline, log.read_text(encoding="utf-8")
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text(encoding="utf-8")
+    assert "SIGTERM received" in text and "scheduler stopped" in text
+    assert "Traceback" not in text

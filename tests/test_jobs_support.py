@@ -1,0 +1,178 @@
+"""Small stand-ins for intake, assessment and bulletins, passed to the jobs as `Steps`.
+
+Their "inputs" are a JSON file in the workspace (`fake_scores.json`, county code -> score), so
+a test (or a subprocess) changes the data by writing that file. Also runnable as
+`python -m tests.test_jobs_support run HOME PERIOD` for crash and race tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from supervise.jobs import Steps
+from supervise.periods import TZ, Period, parse_period
+from supervise.workspace import Workspace
+
+NOW = datetime(2025, 4, 6, 8, 0, tzinfo=TZ)
+SCORES = {"130983": 91.5, "130982": 88.0, "130981": 75.25}
+NAMES = {"130983": "黄骅市", "130982": "任丘市", "130981": "泊头市"}
+
+
+@dataclass
+class FakeReport:
+    files: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"files": self.files, "summary": {"accepted": len(self.files), "rejected": 0}}
+
+
+@dataclass
+class FakeResult:
+    rulebook: str
+    version: str
+    period: str
+    scores: dict[str, float]
+
+    @property
+    def inputs_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.scores, sort_keys=True).encode()).hexdigest()
+
+    def to_json(self) -> dict[str, Any]:
+        ranked = sorted(self.scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        return {
+            "rulebook": self.rulebook,
+            "version": self.version,
+            "period": self.period,
+            "ranking": [
+                {"county_code": c, "county_name": NAMES.get(c, c), "score": s, "rank": i,
+                 "points": {"revenue_growth": s}, "deductions": 0}
+                for i, (c, s) in enumerate(ranked, start=1)
+            ],
+            "ledger": [],
+            "net": {},
+            "inputs_hash": self.inputs_hash,
+        }
+
+
+@dataclass
+class FakeOutputs:
+    xlsx: Path
+    html: Path
+    email_html: Path
+    json: Path
+    title: str
+
+
+def write_scores(ws: Workspace, scores: dict[str, float]) -> None:
+    (ws.home / "fake_scores.json").write_text(json.dumps(scores), encoding="utf-8")
+
+
+def fake_collect(ws: Workspace, *, now: datetime) -> FakeReport:
+    files = []
+    for f in sorted(ws.inbox_dir.rglob("*")):
+        if f.is_file():
+            files.append({"file": f.name, "verdict": "accepted"})
+            f.unlink()
+    return FakeReport(files)
+
+
+def fake_assess(ws: Workspace, period: Period, *, now: datetime) -> list[FakeResult]:
+    path = ws.home / "fake_scores.json"
+    scores = json.loads(path.read_text(encoding="utf-8")) if path.exists() else dict(SCORES)
+    return [FakeResult("cz-monthly", "2025.1", str(period), scores)]
+
+
+def _atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def fake_render(ws: Workspace, period: Period, results: list[FakeResult], *, now: datetime) -> FakeOutputs:
+    from io import BytesIO
+
+    from openpyxl import Workbook
+
+    folder = ws.report_dir(period)
+    folder.mkdir(parents=True, exist_ok=True)
+    title = f"关于{period.label}全市县域特色产业集群发展情况的通报"
+    doc = {"period": str(period), "assessments": [r.to_json() for r in results]}
+    wb = Workbook()
+    sheet = wb.active
+    sheet.title = "排名"
+    sheet.append(["县（市、区）", "得分", "名次"])
+    for row in doc["assessments"][0]["ranking"]:
+        sheet.append([row["county_name"], row["score"], row["rank"]])
+    buf = BytesIO()
+    wb.save(buf)
+    rows = "".join(
+        f"<tr><td>{r['rank']}</td><td>{r['county_name']}</td><td>{r['score']}</td></tr>"
+        for r in doc["assessments"][0]["ranking"]
+    )
+    page = f"<html><head><title>{title}</title></head><body><h1>{title}</h1><table>{rows}</table></body></html>"
+    out = FakeOutputs(
+        xlsx=folder / f"bulletin-{period}.xlsx",
+        html=folder / f"bulletin-{period}.html",
+        email_html=folder / f"bulletin-{period}.email.html",
+        json=folder / f"bulletin-{period}.json",
+        title=title,
+    )
+    _atomic(out.xlsx, buf.getvalue())
+    _atomic(out.html, page.encode())
+    _atomic(out.email_html, page.encode())
+    doc["outputs"] = {"xlsx": str(out.xlsx), "html": str(out.html), "json": str(out.json)}
+    _atomic(out.json, json.dumps(doc, ensure_ascii=False, sort_keys=True).encode())
+    return out
+
+
+@dataclass
+class FakeStatus:
+    county_code: str
+    county_name: str
+    state: str
+    reason: str = ""
+
+
+def fake_status_from(states: dict[str, str]) -> Any:
+    """reporting_status for every assessed county: the given state, else on_time."""
+
+    def status(conn: Any, registry: Any, period: Period, deadlines: Any) -> list[FakeStatus]:
+        return [
+            FakeStatus(c.code, c.name, states.get(c.code, "on_time"),
+                       "数据校验未通过，待重新报送" if states.get(c.code) == "rejected" else "")
+            for c in registry.assessed_counties()
+        ]
+
+    return status
+
+
+FAKE_STEPS = Steps(collect_inbox=fake_collect, run_assessments=fake_assess, render_bulletins=fake_render)
+
+
+def main(argv: list[str]) -> int:
+    """`run HOME PERIOD [--no-deliver]`: one period run with the fakes, as its own process."""
+    import logging
+
+    from supervise.jobs import JobFailed, LockBusy, run_period
+
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO)
+    _cmd, home, period = argv[:3]
+    try:
+        result = run_period(Workspace(home), parse_period(period), now=NOW, deliver="--no-deliver" not in argv,
+                            steps=FAKE_STEPS, wait=float(os.environ.get("LOCK_WAIT", "0")))
+    except (JobFailed, LockBusy) as exc:
+        print(f"错误 / error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result.to_json(), ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
