@@ -1,5 +1,201 @@
-"""Commands of the intake area (registered on the `supervise` group)."""
+"""Commands of the intake area: templates, ingest, status, history, reject."""
 
 from __future__ import annotations
 
-from .cli import cli  # noqa: F401
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .cli import cli, emit_json, json_option, now, period_options, workspace_required
+from .periods import Period, parse_time
+from .workspace import Workspace
+
+_err = Console(stderr=True)
+_out = Console()
+VERDICT_LABELS = {"accepted": "通过 accepted", "warning": "通过（有提示）warning", "rejected": "退回 rejected"}
+
+
+@cli.command()
+@period_options("month", "quarter")
+@click.option("--county", metavar="CODE", help="Only this county (6-digit code).")
+@json_option
+@workspace_required
+def templates(ws: Workspace, period: Period, county: str | None, as_json: bool) -> None:
+    """Write blank templates (one .xlsx per county) into outbox/templates/<period>/."""
+    from .intake.templates import write_templates
+
+    written = write_templates(ws, period, county)
+    if as_json:
+        emit_json({"templates": written})
+        return
+    for t in written:
+        click.echo(t["path"])
+    click.echo(f"{len(written)} 份模板 / templates written", err=True)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--county", metavar="CODE", help="The sending county (6-digit code).")
+@click.option("--received-at", metavar="ISO-8601", help="When the files really arrived (default: now).")
+@click.option("--dry-run", is_flag=True, help="Validate and report; archive and store nothing.")
+@json_option
+@workspace_required
+def ingest(ws: Workspace, files: tuple[Path, ...], county: str | None, received_at: str | None,
+           dry_run: bool, as_json: bool) -> None:
+    """Ingest FILES (default: everything in inbox/). A rejected file is a verdict, not a failure."""
+    from .intake.ingest import collect_inbox, ingest_files, inbox_files
+
+    when = None
+    if received_at:
+        try:
+            when = parse_time(received_at)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--received-at") from None
+    if county is not None and county not in ws.registry.counties:
+        raise click.BadParameter(f"unknown county code {county!r}", param_hint="--county")
+    count = len(files) if files else len(inbox_files(ws))
+    show_bar = not as_json and count >= 5 and _err.is_terminal
+    with _progress(show_bar, count) as progress:
+        if files:
+            report = ingest_files(ws, files, county=county, received_at=when, dry_run=dry_run,
+                                  now=now(), progress=progress)
+        else:
+            if county is not None:
+                raise click.UsageError("--county names the sender of FILES; the inbox uses inbox/<code>/")
+            report = collect_inbox(ws, now=now(), dry_run=dry_run, received_at=when, progress=progress)
+    if as_json:
+        emit_json(report.to_json())
+        return
+    _print_report(report)
+
+
+class _progress:
+    """A rich progress bar on stderr, or nothing."""
+
+    def __init__(self, show: bool, total: int) -> None:
+        self.show = show
+        self.total = total
+        self.bar: Any = None
+
+    def __enter__(self) -> Any:
+        if not self.show:
+            return None
+        from rich.progress import Progress
+
+        self.bar = Progress(console=_err, transient=True)
+        self.bar.start()
+        task = self.bar.add_task("ingest", total=self.total)
+
+        def update(i: int, n: int, name: str) -> None:
+            self.bar.update(task, completed=i, description=os.path.basename(name) or "ingest")
+
+        return update
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _print_report(report: Any) -> None:
+    table = Table(title="报送文件 / files", show_lines=False)
+    for col in ("文件 file", "县 county", "报告期 period", "结论 verdict", "问题 problems"):
+        table.add_column(col)
+    for f in report.files:
+        verdict = VERDICT_LABELS.get(f.verdict, f.verdict) + ("（未变 unchanged）" if f.unchanged else "")
+        problems = "\n".join(escape(f"[{p.code}] {p.where}: {p.message}") for p in f.problems[:8])
+        if len(f.problems) > 8:
+            problems += f"\n… 共 {len(f.problems)} 个问题"
+        table.add_row(escape(os.path.basename(f.file)), f.county_code or "", f.period or "", verdict, problems)
+    _out.print(table)
+    s = report.summary
+    prefix = "（试运行，未保存 / dry run, nothing stored）" if report.dry_run else ""
+    _out.print(
+        f"{prefix}通过 accepted {s['accepted']}，有提示 warning {s['warning']}，退回 rejected {s['rejected']}，"
+        f"未变 unchanged {s['unchanged']}，存储数值 values {s['values']}"
+    )
+
+
+@cli.command()
+@period_options("month", "quarter")
+@json_option
+@workspace_required
+def status(ws: Workspace, period: Period, as_json: bool) -> None:
+    """Who reported on time, late (迟报), not at all (漏报), or was sent back (退回)."""
+    from .status import status_report
+
+    conn = ws.connect()
+    try:
+        doc = status_report(conn, ws.registry, period, ws.settings.deadlines)
+    finally:
+        conn.close()
+    if as_json:
+        emit_json(doc)
+        return
+    table = Table(title=f"{period.label} 报送情况 / reporting status (截止 due {doc['due']})")
+    for col in ("代码 code", "县（市）county", "状态 state", "收到时间 received", "迟报天数 days late", "说明 note"):
+        table.add_column(col)
+    from .status import STATE_LABELS
+
+    for c in doc["counties"]:
+        note = c["reason"] or (f"{c['warnings']} 条提示 warnings" if c["warnings"] else "")
+        table.add_row(c["county_code"], escape(c["county_name"]), f"{STATE_LABELS[c['state']]} {c['state']}",
+                      (c["received_at"] or "")[:16].replace("T", " "), str(c["days_late"] or ""), escape(note))
+    _out.print(table)
+    _out.print(f"报送率 completeness {doc['completeness']}%，及时率 timeliness {doc['timeliness']}%")
+
+
+@cli.command()
+@click.option("--county", metavar="CODE", required=True, help="County (6-digit code).")
+@period_options("month", "quarter")
+@json_option
+@workspace_required
+def history(ws: Workspace, county: str, period: Period, as_json: bool) -> None:
+    """Every version a county sent for a period, and the values that changed between them."""
+    from .intake.ingest import history as load_history
+
+    if county not in ws.registry.counties:
+        raise click.BadParameter(f"unknown county code {county!r}", param_hint="--county")
+    doc = load_history(ws, county, period)
+    if as_json:
+        emit_json(doc)
+        return
+    table = Table(title=f"{ws.registry.county_name(county)} {period.label} 报送记录 / history")
+    for col in ("#", "收到 received", "来源 source", "文件 file", "SHA-256", "结论 verdict", "状态 state"):
+        table.add_column(col)
+    for v in doc["versions"]:
+        table.add_row(str(v["submission_id"]), v["received_at"][:16].replace("T", " "),
+                      f"{v['source']} {v['sender_code'] or ''}", escape(v["file_name"]), v["sha256"][:12],
+                      v["verdict"], v["state"])
+    _out.print(table)
+    for ch in doc["changes"]:
+        _out.print(f"#{ch['from']} → #{ch['to']}: {len(ch['changes'])} 项变化 changed")
+        for c in ch["changes"]:
+            _out.print(f"  {c['cluster_code']} {c['indicator']}: {c['old']} → {c['new']}")
+    for a in doc["audit"]:
+        if a["action"] == "reject":
+            _out.print(escape(f"退回 returned {a['at'][:16].replace('T', ' ')} by {a['actor']}: "
+                              f"{a['detail'].get('reason', '')}"))
+
+
+@cli.command()
+@click.option("--county", metavar="CODE", required=True, help="County (6-digit code).")
+@period_options("month", "quarter")
+@click.option("--reason", required=True, help="Why the data are sent back (shown to the county).")
+@click.option("--actor", default=None, help="Who sends it back (default: the login name).")
+@json_option
+@workspace_required
+def reject(ws: Workspace, county: str, period: Period, reason: str, actor: str | None, as_json: bool) -> None:
+    """退回: send a county's accepted submission back; it counts as rejected until resubmitted."""
+    from .intake.ingest import reject_submission
+
+    who = actor or os.environ.get("USER") or "staff"
+    doc = reject_submission(ws, county, period, reason, actor=who, now=now())
+    if as_json:
+        emit_json(doc)
+        return
+    click.echo(f"已退回 returned: {county} {period} (#{doc['submission_id']})：{reason}")

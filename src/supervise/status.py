@@ -123,3 +123,20 @@ def rates(statuses: list[CountyStatus]) -> dict[str, float]:
     reported = sum(1 for s in statuses if s.state in ("on_time", "late"))
     on_time = sum(1 for s in statuses if s.state == "on_time")
     return {"completeness": round(100 * reported / n, 1), "timeliness": round(100 * on_time / n, 1)}
+
+
+def status_report(
+    conn: sqlite3.Connection, registry: Registry, period: Period | str, deadlines: Deadlines
+) -> dict[str, object]:
+    """The `supervise status --json` document (SPEC §10): every county, completeness, timeliness."""
+    p = parse_period(str(period)) if isinstance(period, str) else period
+    statuses = reporting_status(conn, registry, p, deadlines)
+    doc: dict[str, object] = {
+        "period": str(p),
+        "due": deadlines.due_day(p).isoformat(),
+        "deadline": deadlines.deadline(p).isoformat(),
+        "counties": [s.to_json() | {"state_label": s.label} for s in statuses],
+    }
+    doc.update(rates(statuses))
+    doc["counts"] = {state: sum(1 for s in statuses if s.state == state) for state in STATES}
+    return doc

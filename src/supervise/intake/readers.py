@@ -110,6 +110,10 @@ def sniff(data: bytes) -> str:
         if "EncryptionInfo".encode("utf-16-le") in data or "EncryptedPackage".encode("utf-16-le") in data:
             return "ole_encrypted"
         if "Workbook".encode("utf-16-le") in data or "Book".encode("utf-16-le") in data:
+            # BIFF8 puts FILEPASS right after the workbook's BOF when the file has a password.
+            bof = data.find(b"\x09\x08\x10\x00\x00\x06\x05\x00")
+            if bof >= 0 and data[bof + 20 : bof + 22] == b"\x2f\x00":
+                return "ole_encrypted"
             return "xls"
         return "ole"
     if b"\x00" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
