@@ -371,11 +371,12 @@ class _Loader:
                     f"{w} {key}",
                     f"{key} belongs to method = \"{owner}\", but this indicator uses method = \"{method}\"; remove {key}",
                 )
-        known = self.dictionary.get(code)
-        label = self.string(t, "label", w, known.label if known else code)
-        unit = self.string(t, "unit", w, known.unit if known else "")
         expr_text = self.string(t, "expr", w, code)
         expr = self.expression(expr_text, w, "expr", data)
+        # Label and unit default to the dictionary's when the value is one dictionary indicator.
+        known = self.dictionary.get(code) or self.dictionary.get(expr.text)
+        label = self.string(t, "label", w, known.label if known else code)
+        unit = self.string(t, "unit", w, known.unit if known else "")
         if "weight" not in t:
             raise self.fail(f"{w} weight", "weight is missing; add weight = 10 (the points this indicator is worth)")
         weight = self.number(t, "weight", w, low=0)
