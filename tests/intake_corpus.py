@@ -138,19 +138,26 @@ def soffice() -> str | None:
     return shutil.which("soffice") or shutil.which("libreoffice")
 
 
-def convert(files: list[Path], fmt: str, outdir: Path, profile: Path) -> list[Path]:
-    """Convert with LibreOffice headless in one process (own profile, so parallel runs don't collide)."""
+def convert(files: list[Path], formats: list[str], root: Path) -> dict[str, list[Path]]:
+    """Convert with LibreOffice headless, one process per format, all files at once.
+
+    The profile (-env:UserInstallation) is our own, so parallel test runs don't collide.
+    """
     exe = soffice()
     assert exe
-    outdir.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [exe, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", fmt,
-         "--outdir", str(outdir), *map(str, files)],
-        check=True, capture_output=True, timeout=120, env={**os.environ, "HOME": str(profile)},
-    )
-    out = [outdir / (f.stem + "." + fmt) for f in files]
-    for f in out:
-        assert f.exists(), f"LibreOffice did not write {f}"
+    profile = root / "profile"
+    for fmt in formats:
+        outdir = root / fmt
+        outdir.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [exe, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", fmt,
+             "--outdir", str(outdir), *map(str, files)],
+            check=True, capture_output=True, timeout=120, env={**os.environ, "HOME": str(profile)},
+        )
+    out = {fmt: [root / fmt / (f.stem + "." + fmt) for f in files] for fmt in formats}
+    for paths in out.values():
+        for f in paths:
+            assert f.exists(), f"LibreOffice did not write {f}"
     return out
 
 
