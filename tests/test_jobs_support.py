@@ -157,16 +157,20 @@ FAKE_STEPS = Steps(collect_inbox=fake_collect, run_assessments=fake_assess, rend
 
 
 def main(argv: list[str]) -> int:
-    """`run HOME PERIOD [--no-deliver]`: one period run with the fakes, as its own process."""
+    """`run HOME PERIOD [--no-deliver] [--real]`: one period run at NOW, as its own process.
+
+    With --real the run uses the real intake, assessment and bulletins instead of the fakes.
+    """
     import logging
 
     from supervise.jobs import JobFailed, LockBusy, run_period
+    from supervise.jobs.tasks import DEFAULT_STEPS
 
     logging.basicConfig(stream=sys.stderr, level=logging.INFO)
     _cmd, home, period = argv[:3]
     try:
         result = run_period(Workspace(home), parse_period(period), now=NOW, deliver="--no-deliver" not in argv,
-                            steps=FAKE_STEPS, wait=float(os.environ.get("LOCK_WAIT", "0")))
+                            steps=DEFAULT_STEPS if "--real" in argv else FAKE_STEPS, wait=float(os.environ.get("LOCK_WAIT", "0")))
     except (JobFailed, LockBusy) as exc:
         print(f"错误 / error: {exc}", file=sys.stderr)
         return 1

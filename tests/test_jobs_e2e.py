@@ -1,0 +1,172 @@
+"""The real pipeline (intake, assessment, bulletins) run as a job: CLI JSON, mail, kill -9."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from openpyxl import load_workbook
+
+from supervise.cli import cli
+from supervise.periods import Month
+from supervise.store import runs
+from supervise.workspace import Workspace, init_workspace
+
+from .smtp_server import ADMIN, RECIPIENTS, SmtpServer, configure, smtp  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[1]
+MARCH = Month(2025, 3)
+TITLE = "关于2025年3月全市县域特色产业集群发展情况的通报"
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace whose inbox holds every county's filled March template."""
+    from supervise.demo import monthly_values, profiles
+    from supervise.intake.templates import fill_template, write_templates
+
+    ws = init_workspace(tmp_path_factory.mktemp("prepared") / "home")
+    prof = profiles(ws.registry)
+    for t in write_templates(ws, MARCH):
+        code = str(t["county_code"])
+        values = {c.code: monthly_values(c, prof[c.code], MARCH) for c in ws.registry.clusters_of(code)}
+        (ws.inbox_dir / code).mkdir(exist_ok=True)
+        fill_template(Path(str(t["path"])), values, ws.inbox_dir / code / f"{code}-{MARCH}.xlsx")
+    return ws.home
+
+
+@pytest.fixture
+def home(prepared: Path, tmp_path: Path, smtp: SmtpServer) -> Path:
+    target = tmp_path / "home"
+    shutil.copytree(prepared, target)
+    configure(Workspace(target), smtp)
+    return target
+
+
+def _digests(folder: Path, home: Path | None = None) -> dict[str, str]:
+    """Each file's SHA-256; with `home`, paths inside it are written relative (to compare homes)."""
+    out = {}
+    for p in sorted(folder.iterdir()):
+        data = p.read_bytes()
+        if home is not None:
+            data = data.replace(str(home).encode(), b"<home>")
+        out[p.name] = hashlib.sha256(data).hexdigest()
+    return out
+
+
+def test_supervise_run_json_is_the_spec_document_and_a_rerun_changes_nothing(home: Path, smtp: SmtpServer) -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--home", str(home), "run", "--month", "2025-03", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["period"] == "2025-03"
+    [monthly] = doc["assessments"]
+    assert {"rulebook", "version", "ranking", "ledger", "net"} <= set(monthly)
+    assert len(monthly["ranking"]) == 14
+    assert {"county_code", "county_name", "score", "rank", "points", "deductions"} <= set(monthly["ranking"][0])
+    assert sorted(r["rank"] for r in monthly["ranking"])[0] == 1
+    assert set(doc["outputs"]) == {"xlsx", "html", "json"} and all(Path(p).exists() for p in doc["outputs"].values())
+    assert doc["ingest"]["accepted"] == 14
+    assert sorted((m["recipient"], m["state"]) for m in doc["delivery"]["mails"]) == [
+        (RECIPIENTS[0], "sent"), (RECIPIENTS[1], "sent")]
+
+    [mail] = smtp.to(RECIPIENTS[0])
+    msg = mail.message
+    assert msg["Subject"] == TITLE
+    attachments = {p.get_filename(): p.get_content() for p in msg.iter_attachments()}
+    assert set(attachments) == {f"{TITLE}.xlsx", f"{TITLE}.html"}
+    book = load_workbook(BytesIO(attachments[f"{TITLE}.xlsx"]))
+    assert book.sheetnames
+    assert TITLE in msg.get_body(("html",)).get_content()
+    assert TITLE in msg.get_body(("plain",)).get_content()
+
+    before = _digests(home / "reports" / "2025-03")
+    again = runner.invoke(cli, ["--home", str(home), "run", "--month", "2025-03", "--json"])
+    assert again.exit_code == 0, again.output
+    redo = json.loads(again.stdout)
+    assert redo["assessments"] == doc["assessments"]
+    assert [m["state"] for m in redo["delivery"]["mails"]] == ["skipped", "skipped"]
+    assert len(smtp.received) == 2
+    assert _digests(home / "reports" / "2025-03") == before
+
+
+def test_run_without_smtp_fails_loudly_and_keeps_the_mail(home: Path, smtp: SmtpServer) -> None:
+    smtp.stop()
+    result = CliRunner().invoke(cli, ["--home", str(home), "run", "--month", "2025-03", "--no-deliver"])
+    assert result.exit_code == 0, result.output  # nothing to send: fine without a server
+    result = CliRunner().invoke(cli, ["--home", str(home), "run", "--month", "2025-03"])
+    assert result.exit_code == 1
+    assert "not delivered, kept in the outbox" in result.stderr
+    assert len(list((home / "outbox" / "mail").glob("*.eml"))) == 2
+    smtp.start()
+    result = CliRunner().invoke(cli, ["--home", str(home), "collect", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [m["state"] for m in json.loads(result.stdout)["deliveries"]] == ["sent", "sent"]
+    assert [len(smtp.to(r)) for r in RECIPIENTS] == [1, 1]
+    assert smtp.to(ADMIN) == []  # the alert about the failure could not go out while down
+
+
+def _spawn(home: Path, pause: str | None) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + str(ROOT)}
+    if pause:
+        env["SUPERVISE_TEST_PAUSE_AT"] = pause
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.test_jobs_support", "run", str(home), "2025-03", "--real"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+@pytest.fixture(scope="module")
+def clean_run(prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict[str, str]]:
+    """The March run of an undisturbed copy of the workspace: what every recovery must equal."""
+    clean_home = tmp_path_factory.mktemp("clean") / "home"
+    shutil.copytree(prepared, clean_home)
+    configure(Workspace(clean_home), SmtpServer(), recipients=[])
+    clean = _spawn(clean_home, None)
+    out, err = clean.communicate(timeout=60)
+    assert clean.returncode == 0, err.decode()
+    return json.loads(out), _digests(clean_home / "reports" / "2025-03", clean_home)
+
+
+@pytest.mark.parametrize("point", ["collected", "assessed", "rendered", "queued", "delivered_one"])
+def test_killed_run_then_rerun_gives_the_same_results_and_one_mail_each(
+    point: str, home: Path, clean_run: tuple[dict, dict[str, str]], smtp: SmtpServer
+) -> None:
+    proc = _spawn(home, point)
+    marker = home / ".locks" / f"paused-{point}"
+    deadline = time.monotonic() + 20
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()[1].decode()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+
+    rerun = _spawn(home, None)
+    out, err = rerun.communicate(timeout=60)
+    assert rerun.returncode == 0, err.decode()
+    after = json.loads(out)
+
+    clean_doc, clean_files = clean_run
+    assert after["assessments"] == clean_doc["assessments"]
+    assert _digests(home / "reports" / "2025-03", home) == clean_files
+
+    leftovers = [p for p in home.rglob("*") if p.name.endswith(".tmp")]
+    assert leftovers == []
+    assert [len(smtp.to(r)) for r in RECIPIENTS] == [1, 1]
+    assert not list((home / "outbox" / "mail").glob("*.eml"))
+    conn = Workspace(home).connect()
+    history = [r.state for r in reversed(runs.recent_runs(conn, job="run_month"))]
+    conn.close()
+    assert history == ["error", "success"]
