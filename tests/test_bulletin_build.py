@@ -254,7 +254,7 @@ def test_goals() -> None:
     b = make_bulletin(goal_period="2025年第一季度")
     g = {x.label: x for x in b.goals}
     assert (g["高新技术企业"].current, g["高新技术企业"].percent) == (650, 50.0)
-    assert g["高新技术企业"].basis.startswith("2025年第一季度")
+    assert g["高新技术企业"].basis == "季度更新数合计（2025年第一季度）"
     assert g["关键业务环节数字化率"].current == 60 and g["关键业务环节数字化率"].percent == 100.0
     assert (g["营业收入超百亿元集群"].current, g["营业收入超百亿元集群"].goal) == (3, 25)
     assert g["营业收入超百亿元集群"].percent == pytest.approx(12.0)

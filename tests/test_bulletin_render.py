@@ -324,3 +324,18 @@ def test_quarter_reads_quarterly_and_last_month(filled: Workspace) -> None:
     assert clusters["CZ01"][4] == 1_200_000            # from the March monthly data
     status = {r[1]: r[2] for r in book["报送情况"][:16] if isinstance(r[0], int)}
     assert status["黄骅市"] == "按时报送" and status["任丘市"] == "漏报"   # the Q1 update
+
+
+def test_page_prints_on_a4(filled: Workspace) -> None:
+    page = render(filled).html.read_text(encoding="utf-8")
+    assert "@page { size: A4;" in page and "thead { display: table-header-group; }" in page
+    assert "break-before: page" in page
+    assert page.count('class="badge top"') == 3 and page.count('class="badge bottom"') == 3
+
+
+def test_period_without_results(filled: Workspace) -> None:
+    out = render(filled, results=[])
+    wb = openpyxl.load_workbook(out.xlsx)
+    assert "综合排名" in wb.sheetnames
+    assert "本期无考核结果" in out.html.read_text(encoding="utf-8")
+    assert json.loads(out.json.read_text(encoding="utf-8"))["assessments"] == []

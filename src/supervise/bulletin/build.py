@@ -424,7 +424,7 @@ def _goals(
             else:
                 current = sum(nums)
             if source != "rd_ytd" and goal_period:
-                basis = f"{goal_period}{basis}"
+                basis = f"{basis}（{goal_period}）"
         percent = current / goal * 100 if current is not None and goal else None
         rows.append(GoalRow(label, unit, current, goal, goal_text, percent, basis))
     return rows
