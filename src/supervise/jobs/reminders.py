@@ -85,7 +85,7 @@ def reminder_text(
     """The polite 催报 mail: (subject, body)."""
     what = "集群发展月报" if isinstance(period, Month) else "集群季度更新"
     due = f"{_date_label(due_day)}24时"
-    subject = f"【催报】请报送{period.label}县域特色产业集群{what}数据（截止{due}）"
+    subject = f"【催报】请报送{period.label}县域特色产业{what}数据（截止{due}）"
     if isinstance(period, Quarter):
         rule = "每季度结束后次月的规定日期前更新各集群季度情况"
     else:
