@@ -186,9 +186,9 @@ def build_demo(
                 path = fill_template(Path(str(t["path"])), bad, drop / f"{code}-{period}-first.xlsx")
                 ingest_files(ws, [path], county=code, received_at=received - timedelta(days=1), now=now)
             if code == "130925" and str(period) == "2025-03":
-                # 盐山县 slips 元 for 万元 on one cluster's tax: accepted with a warning.
+                # 盐山县 slips 元 for 万元 on one cluster's exports: accepted with a warning.
                 first = next(iter(values))
-                values[first]["tax_ytd"] = float(values[first]["tax_ytd"]) * 10000
+                values[first]["export_ytd"] = float(values[first]["export_ytd"]) * 10000
             path = fill_template(Path(str(t["path"])), values, drop / f"{code}-{period}.xlsx")
             report = ingest_files(ws, [path], county=code, received_at=received, now=now)
             ingested += sum(1 for f in report.to_json()["files"] if f["verdict"] != "rejected")
