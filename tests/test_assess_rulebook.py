@@ -91,7 +91,6 @@ def test_good_rulebook() -> None:
         ('data = "monthly"', 'data = "quarterly"', "data", "a monthly rulebook cannot read quarterly data"),
         ('method = "minmax"', 'method = "minmax"\nstep = 2', "step", 'belongs to method = "rank"'),
         ('target = "targets.park_new"', '', "target", "needs a target"),
-        ('per_day = 1', 'per_day = 1\npoints = 1', "per_day", "not both"),
         ('on = "late"\nper_day = 1', 'on = "missing"\nper_day = 1', "per_day", "only applies"),
         ('on = "late"', 'on = "early"', "on", "must be one of late, missing, rejected, warning"),
         ('precision = 2', 'precision = 2.5', "precision", "whole number from 0 to 6"),
@@ -191,3 +190,11 @@ def _documented() -> dict[str, set[str]]:
 
 def test_docs_and_loader_keys_in_step() -> None:
     assert _documented() == {k: set(v) for k, v in KEYS.items()}
+
+
+def test_per_day_charges_instead_of_points() -> None:
+    from supervise.assess.engine import compute_deductions
+
+    book = parse_rulebook(GOOD.replace("per_day = 1", "per_day = 1\npoints = 4"), DICT)
+    # late 2 days: per_day 1 × 2 = 2 (points = 4 is replaced, as SPEC §7 says "instead")
+    assert [d.points for d in compute_deductions(book.deductions, "late", 2, 0)] == [2]

@@ -437,12 +437,6 @@ class _Loader:
         cap = self.number(t, "max", w, low=0)
         if per_day is not None and on != "late":
             raise self.fail(f"{w} per_day", "per_day only applies to on = \"late\"; use points instead")
-        if per_day is not None and points is not None:
-            raise self.fail(
-                f"{w} per_day",
-                "give points (once per late report) or per_day (each day late), not both; "
-                "write two [[deductions]] tables to charge both",
-            )
         if per_day is None and points is None:
             raise self.fail(f"{w} points", "points is missing; add points = 1 (or per_day = 1 for late)")
         return DeductionRule(on=on, points=points, per_day=per_day, max=cap,
