@@ -82,21 +82,25 @@ class SmtpServer:
 
 # ------------------------------------------------------------------ fixtures
 
-import pytest  # noqa: E402
+from collections.abc import Iterator
 
-from supervise.workspace import Workspace  # noqa: E402
+from supervise.workspace import Workspace
 
 RECIPIENTS = ["chief@bureau.example", "office@bureau.example"]
 ADMIN = "admin@bureau.example"
 
 
-@pytest.fixture
-def smtp() -> Any:
-    """A running SMTP server on a free loopback port; stop() / start() it to simulate outages."""
+def running_smtp() -> Iterator[SmtpServer]:
+    """Body of the `smtp` fixtures: a server on a free loopback port, stopped at the end.
+
+    Tests stop() and start() it to simulate an outage.
+    """
     server = SmtpServer()
     server.start()
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def configure(ws: Workspace, server: SmtpServer, *, recipients: list[str] | None = None,

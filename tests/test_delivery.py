@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from datetime import datetime
 from io import BytesIO
 from pathlib import Path
@@ -24,7 +25,13 @@ from supervise.periods import TZ
 from supervise.store import runs
 from supervise.workspace import Workspace
 
-from .smtp_server import ADMIN, SmtpServer, configure, smtp  # noqa: F401
+from .smtp_server import ADMIN, SmtpServer, configure, running_smtp
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    yield from running_smtp()
+
 
 NOW = datetime(2025, 4, 6, 8, 0, tzinfo=TZ)
 TITLE = "关于2025年3月全市县域特色产业集群发展情况的通报"
@@ -138,7 +145,7 @@ def test_newer_content_supersedes_unsent_older_mail(ws: Workspace, smtp: SmtpSer
                              text=h, now=NOW), now=NOW)
 
     old = q("old")
-    new = q("new")
+    q("new")
     assert runs.get_delivery(conn, old.id).state == "superseded"
     box.flush(NOW)
     assert [r.message["Subject"] for r in smtp.received] == ["new"]

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path
 
@@ -22,7 +23,13 @@ from supervise.periods import Month
 from supervise.store import runs
 from supervise.workspace import Workspace, init_workspace
 
-from .smtp_server import ADMIN, RECIPIENTS, SmtpServer, configure, smtp  # noqa: F401
+from .smtp_server import ADMIN, RECIPIENTS, SmtpServer, configure, running_smtp
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    yield from running_smtp()
+
 
 ROOT = Path(__file__).resolve().parents[1]
 MARCH = Month(2025, 3)
@@ -74,7 +81,7 @@ def test_supervise_run_json_is_the_spec_document_and_a_rerun_changes_nothing(hom
     assert {"rulebook", "version", "ranking", "ledger", "net"} <= set(monthly)
     assert len(monthly["ranking"]) == 14
     assert {"county_code", "county_name", "score", "rank", "points", "deductions"} <= set(monthly["ranking"][0])
-    assert sorted(r["rank"] for r in monthly["ranking"])[0] == 1
+    assert min(r["rank"] for r in monthly["ranking"]) == 1
     assert set(doc["outputs"]) == {"xlsx", "html", "json"} and all(Path(p).exists() for p in doc["outputs"].values())
     assert doc["ingest"]["accepted"] == 14
     assert sorted((m["recipient"], m["state"]) for m in doc["delivery"]["mails"]) == [

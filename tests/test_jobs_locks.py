@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,14 @@ from supervise.periods import Month
 from supervise.store import runs
 from supervise.workspace import Workspace
 
-from .smtp_server import SmtpServer, configure, smtp  # noqa: F401
+from .smtp_server import SmtpServer, configure, running_smtp
 from .test_jobs_support import FAKE_STEPS, NOW
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    yield from running_smtp()
+
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,9 +49,9 @@ def wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 15) -> No
 
 def test_lock_is_exclusive_and_says_who_holds_it(tmp_path: Path) -> None:
     with hold(tmp_path, "run_month"):
-        with pytest.raises(LockBusy, match=rf"run_month is already running \(pid {os.getpid()} since"):
-            with hold(tmp_path, "run_month", wait=0.1):
-                pass
+        busy = rf"run_month is already running \(pid {os.getpid()} since"
+        with pytest.raises(LockBusy, match=busy), hold(tmp_path, "run_month", wait=0.1):
+            pass
         with hold(tmp_path, "collect"):  # other jobs have their own lock
             pass
     with hold(tmp_path, "run_month"):  # released on exit
@@ -59,7 +66,7 @@ def test_second_runner_exits_with_a_message_or_waits_for_the_first(ws: Workspace
 
         # A second run of the same job, not willing to wait: refused, non-zero, one clear line.
         second = spawn(ws.home, "2025-03")
-        out, err = second.communicate(timeout=20)
+        _out, err = second.communicate(timeout=20)
         assert second.returncode == 1
         assert f"run_month is already running (pid {first.pid} since" in err
 
@@ -70,7 +77,7 @@ def test_second_runner_exits_with_a_message_or_waits_for_the_first(ws: Workspace
         assert third.poll() is None  # still waiting
         first.send_signal(signal.SIGKILL)
         first.communicate(timeout=10)
-        out, err = third.communicate(timeout=30)
+        _out, err = third.communicate(timeout=30)
         assert third.returncode == 0, err
     finally:
         if first.poll() is None:
@@ -89,7 +96,8 @@ def test_second_runner_exits_with_a_message_or_waits_for_the_first(ws: Workspace
 
 def test_running_records_of_dead_processes_become_errors(ws: Workspace) -> None:
     conn = ws.connect()
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
     gone = runs.start_run(conn, "collect", None, NOW, pid=int(dead.stdout))
     alive = runs.start_run(conn, "remind", None, NOW, pid=os.getpid())
     assert runs.recover_stale(conn, NOW) == [gone]
@@ -100,7 +108,6 @@ def test_running_records_of_dead_processes_become_errors(ws: Workspace) -> None:
 
 def test_a_run_holding_the_workspace_lock_blocks_other_writers(ws: Workspace, smtp: SmtpServer) -> None:
     ws = configure(ws, smtp, recipients=[])
-    with hold(ws.home, "workspace"):
-        with pytest.raises(LockBusy, match="workspace"):
-            run_period(ws, Month(2025, 3), now=NOW, steps=FAKE_STEPS, wait=0.1)
+    with hold(ws.home, "workspace"), pytest.raises(LockBusy, match="workspace"):
+        run_period(ws, Month(2025, 3), now=NOW, steps=FAKE_STEPS, wait=0.1)
     assert run_period(ws, Month(2025, 3), now=NOW, steps=FAKE_STEPS).content_hash

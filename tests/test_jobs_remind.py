@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from datetime import date, datetime
 from io import StringIO
 
+import pytest
 from click.testing import CliRunner
 
 from supervise.cli import cli
@@ -16,8 +18,14 @@ from supervise.periods import TZ, Deadlines, Month, Quarter
 from supervise.store import runs
 from supervise.workspace import Workspace
 
-from .smtp_server import SmtpServer, configure, smtp  # noqa: F401
+from .smtp_server import SmtpServer, configure, running_smtp
 from .test_jobs_support import FAKE_STEPS, fake_status_from
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    yield from running_smtp()
+
 
 DL = Deadlines(monthly_day=5, quarterly_day=10)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from io import BytesIO
 
 import pytest
@@ -13,8 +14,14 @@ from supervise.periods import Month, Year
 from supervise.store import runs
 from supervise.workspace import Workspace
 
-from .smtp_server import ADMIN, RECIPIENTS, SmtpServer, configure, smtp  # noqa: F401
+from .smtp_server import ADMIN, RECIPIENTS, SmtpServer, configure, running_smtp
 from .test_jobs_support import FAKE_STEPS, NOW, SCORES, write_scores
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    yield from running_smtp()
+
 
 MARCH = Month(2025, 3)
 TITLE = "关于2025年3月全市县域特色产业集群发展情况的通报"

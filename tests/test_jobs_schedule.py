@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from supervise.cli import cli
 from supervise.jobs import Schedule, ScheduleError, load_schedule
-from supervise.jobs.schedule import crontab_text, systemd_units
+from supervise.jobs.schedule import systemd_units
 from supervise.periods import TZ
 from supervise.scheduler import build_scheduler, catch_up, missed_jobs, previous_fire
 from supervise.store import runs
@@ -115,7 +115,8 @@ def test_deploy_timers_are_the_schedule() -> None:
             for line in text.splitlines():
                 if line.startswith("OnCalendar="):
                     spec = line.removeprefix("OnCalendar=")
-                    done = subprocess.run(["systemd-analyze", "calendar", spec], capture_output=True, text=True)
+                    done = subprocess.run(["systemd-analyze", "calendar", spec],
+                                          capture_output=True, text=True, check=False)
                     assert done.returncode == 0, done.stderr
 
 

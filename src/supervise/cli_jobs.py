@@ -9,7 +9,15 @@ from typing import Any
 
 import click
 
-from .cli import cli, emit_json, json_option, now, pass_workspace, period_options, workspace_required
+from .cli import (
+    cli,
+    emit_json,
+    json_option,
+    now,
+    pass_workspace,
+    period_options,
+    workspace_required,
+)
 from .periods import Period
 from .workspace import Workspace
 

@@ -17,10 +17,10 @@ import logging
 import mimetypes
 import os
 import smtplib
-import socket
 import sqlite3
 import ssl
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
@@ -28,7 +28,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import ClassVar
 
 from .errors import SuperviseError
 from .store import runs, transaction
@@ -113,7 +113,7 @@ def send(smtp: SmtpSettings, message: bytes, recipient: str) -> None:
         raise DeliveryError(f"{recipient}: refused by the server: {code} {_text(why)}") from exc
     except smtplib.SMTPResponseException as exc:
         raise DeliveryError(f"{recipient}: server said {exc.smtp_code} {_text(exc.smtp_error)}") from exc
-    except (smtplib.SMTPException, OSError, socket.timeout) as exc:
+    except (TimeoutError, smtplib.SMTPException, OSError) as exc:
         raise DeliveryError(
             f"{recipient}: cannot deliver via {smtp.host}:{smtp.port}: {type(exc).__name__}: {exc}"
         ) from exc
@@ -167,8 +167,10 @@ def build_message(
 
 
 class _TextOfHtml(HTMLParser):
-    BLOCKS = {"p", "div", "br", "tr", "h1", "h2", "h3", "h4", "li", "table", "section", "header"}
-    SKIP = {"style", "script", "head", "title"}
+    BLOCKS: ClassVar[set[str]] = {
+        "p", "div", "br", "tr", "h1", "h2", "h3", "h4", "li", "table", "section", "header",
+    }
+    SKIP: ClassVar[set[str]] = {"style", "script", "head", "title"}
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -297,30 +299,35 @@ class Outbox:
         Returns the delivery to send, or None when that exact mail was sent before and
         `resend` is not asked. Unsent older content for the same recipient is superseded.
         """
-        key = dict(kind=kind, period=period, recipient=recipient)
+        conn = self.conn
         if not resend:
-            if self.already_sent(**key, content_hash=content_hash):
+            if self.already_sent(kind=kind, period=period, recipient=recipient, content_hash=content_hash):
                 return None
-            waiting = runs.find_deliveries(self.conn, **key, content_hash=content_hash, states=("pending", "failed"))
-            if waiting and waiting[-1].message_path and (self.ws.home / waiting[-1].message_path).exists():
-                runs.supersede_unsent(self.conn, **key, keep_hash=content_hash)
+            waiting = [
+                d for d in runs.find_deliveries(conn, kind=kind, period=period, recipient=recipient,
+                                                content_hash=content_hash, states=("pending", "failed"))
+                if d.message_path and (self.ws.home / d.message_path).exists()
+            ]
+            if waiting:
+                runs.supersede_unsent(conn, kind=kind, period=period, recipient=recipient, keep_hash=content_hash)
                 return waiting[-1]
-        with transaction(self.conn):
-            runs.supersede_unsent(self.conn, **key, keep_hash=content_hash)
-            if resend:
-                # A deliberate resend replaces any unsent copy of the same mail.
-                for d in runs.find_deliveries(self.conn, **key, content_hash=content_hash, states=("pending", "failed")):
-                    self.conn.execute("UPDATE deliveries SET state = 'superseded' WHERE id = ?", (d.id,))
+        with transaction(conn):
+            runs.supersede_unsent(conn, kind=kind, period=period, recipient=recipient, keep_hash=content_hash)
+            # Any unsent copy of this same mail (a deliberate resend, or one whose file was
+            # lost) is replaced by the new one.
+            for d in runs.find_deliveries(conn, kind=kind, period=period, recipient=recipient,
+                                          content_hash=content_hash, states=("pending", "failed")):
+                conn.execute("UPDATE deliveries SET state = 'superseded' WHERE id = ?", (d.id,))
             delivery_id = runs.add_delivery(
-                self.conn, kind=kind, period=period, recipient=recipient, subject=subject,
+                conn, kind=kind, period=period, recipient=recipient, subject=subject,
                 content_hash=content_hash, now=now, job_run_id=job_run_id,
             )
             rel = f"outbox/{MAIL_DIR}/{delivery_id}.eml"
             _write_atomic(self.ws.home / rel, message().as_bytes())
-            runs.set_message_path(self.conn, delivery_id, rel)
-        d = runs.get_delivery(self.conn, delivery_id)
-        assert d is not None
-        return d
+            runs.set_message_path(conn, delivery_id, rel)
+        queued = runs.get_delivery(conn, delivery_id)
+        assert queued is not None
+        return queued
 
     # -- sending
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import FrameType
-from typing import Any, Callable
+from typing import Any
 
 from .errors import SuperviseError
 from .jobs import tasks
@@ -152,8 +153,8 @@ def catch_up(
     clock: Callable[[], datetime] | None = None,
 ) -> CatchUpResult:
     """Run now what the schedule should have run while the server was down (or what failed)."""
-    from .jobs.runner import JobFailed
     from .jobs.locks import LockBusy
+    from .jobs.runner import JobFailed
     from .periods import parse_period
 
     def body(ctx: Any) -> CatchUpResult:

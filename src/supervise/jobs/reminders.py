@@ -9,9 +9,9 @@ missed reminder day still reminds, and a second run on the same day sends nothin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Sequence
 
 from ..periods import TZ, Deadlines, Month, Period, Quarter
 

@@ -12,9 +12,10 @@ import logging
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from ..errors import SuperviseError
 from ..store import runs
@@ -162,6 +163,16 @@ def _one_line(exc: BaseException) -> str:
     return text
 
 
+def _again(job: str, period: str | None) -> str:
+    """The command that runs this job again."""
+    if job.startswith("run_"):
+        kind = job.removeprefix("run_")
+        return f"run --{kind} {period}" if period else f"run --due {kind}"
+    if job == "remind" and period:
+        return f"remind --{'quarter' if 'Q' in period else 'month'} {period}"
+    return job.replace("_", "-")
+
+
 def _alert(
     ws: Workspace, conn: sqlite3.Connection, job: str, period: str | None, message: str, now: datetime, alert: bool
 ) -> None:
@@ -178,10 +189,10 @@ def _alert(
         f"原因 reason: {message}\n\n"
         f"运行记录 / run log: supervise --home {ws.home} runs\n"
         f"未发出的邮件 / unsent mail: {ws.outbox_dir / 'mail'}\n"
-        f"处理后可重新运行 / after fixing the cause, run the job again by hand, e.g.\n"
-        f"  supervise --home {ws.home} run --due month\n"
+        f"处理后可重新运行 / after fixing the cause, run the job again by hand:\n"
+        f"  supervise --home {ws.home} {_again(job, period)}\n"
     )
     try:
         alert_admin(ws, f"【supervise】任务失败：{what}", body, now=now, conn=conn)
-    except Exception as exc:  # the alert must never hide the original failure
+    except Exception as exc:  # noqa: BLE001 - the alert must never hide the original failure
         log.critical("could not alert the administrator about %s: %s", what, exc)

@@ -6,13 +6,16 @@ as `Steps` so that each piece can be tested with small fakes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ..delivery import Attachment, DeliveryOutcome, Outbox, build_message, html_to_text
 from ..errors import SuperviseError
@@ -220,7 +223,7 @@ def run_period(
                 recipient=recipient,
                 subject=_title(outputs, period),
                 content_hash=result.content_hash,
-                message=lambda r=recipient: bulletin_message(ws, outputs, period, r, now=now),
+                message=functools.partial(bulletin_message, ws, outputs, period, recipient, now=now),
                 now=now,
                 job_run_id=ctx.run_id,
                 resend=resend,
@@ -259,7 +262,9 @@ def _attachment_names(outputs: Any, period: Period) -> dict[str, str]:
     return {"xlsx": f"{title}.xlsx", "html": f"{title}.html"}
 
 
-def bulletin_message(ws: Workspace, outputs: Any, period: Period, recipient: str, *, now: datetime) -> Any:
+def bulletin_message(
+    ws: Workspace, outputs: Any, period: Period, recipient: str, *, now: datetime
+) -> EmailMessage:
     """The bulletin mail: title as subject, the mail-friendly HTML as body, files attached."""
     from ..delivery import SmtpSettings
 
@@ -385,9 +390,9 @@ def _remind_window(
                 recipient=address,
                 subject=subject,
                 content_hash=key,
-                message=lambda a=address, subj=subject, t=text: build_message(
-                    sender=outbox.smtp.sender, recipient=a, subject=subj, text=t, now=ctx.now,
-                    sender_name=str(bureau.get("issuer", "")),
+                message=functools.partial(
+                    build_message, sender=outbox.smtp.sender, recipient=address, subject=subject,
+                    text=text, now=ctx.now, sender_name=str(bureau.get("issuer", "")),
                 ),
                 now=ctx.now,
                 job_run_id=ctx.run_id,

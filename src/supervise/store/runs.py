@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from ..periods import TZ
 
@@ -270,7 +271,7 @@ class Delivery:
 
 
 def _delivery(row: sqlite3.Row) -> Delivery:
-    return Delivery(**{k: row[k] for k in row.keys()})
+    return Delivery(**{k: row[k] for k in row.keys()})  # noqa: SIM118 - a Row iterates values
 
 
 def add_delivery(
