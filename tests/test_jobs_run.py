@@ -144,3 +144,30 @@ def test_run_due_picks_the_period_whose_deadline_passed(ws: Workspace, smtp: Smt
     assert str(run_due(ws, "month", now=NOW, steps=FAKE_STEPS).period) == "2025-03"
     assert run_due(ws, "year", now=NOW, steps=FAKE_STEPS).period == Year(2024)
     assert [(r.job, r.period) for r in _runs(ws)] == [("run_month", "2025-03"), ("run_year", "2024")]
+
+
+def test_supervise_runs_lists_records_and_the_outbox(ws: Workspace, smtp: SmtpServer) -> None:
+    from click.testing import CliRunner
+
+    from supervise.cli import cli
+
+    ws = configure(ws, smtp)
+    run_period(ws, MARCH, now=NOW, steps=FAKE_STEPS)
+    smtp.stop()
+    write_scores(ws, {**SCORES, "130981": 99.0})
+    with pytest.raises(JobFailed):
+        run_period(ws, MARCH, now=NOW, steps=FAKE_STEPS)
+
+    result = CliRunner().invoke(cli, ["--home", str(ws.home), "runs", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert [(r["job"], r["period"], r["state"]) for r in doc["runs"]] == [
+        ("run_month", "2025-03", "error"), ("run_month", "2025-03", "success")]
+    assert sorted(d["recipient"] for d in doc["outbox"]) == sorted(RECIPIENTS)
+
+    text = CliRunner().invoke(cli, ["--home", str(ws.home), "runs"]).stdout
+    assert "outbox: 2 mail(s) waiting to be sent again" in text
+    assert "run_month   2025-03  error" in text
+
+    both = CliRunner().invoke(cli, ["--home", str(ws.home), "run", "--month", "2025-03", "--due", "month"])
+    assert both.exit_code == 2 and "give a period or --due, not both" in both.output
