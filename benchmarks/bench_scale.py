@@ -23,7 +23,6 @@ import csv
 import json
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -192,7 +191,6 @@ def main() -> None:
             print(f"{key} time(2844)/time(200) = {by_n[2844][key] / by_n[200][key]:.1f}")
     if args.out:
         args.out.write_text(json.dumps(rows, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    del resource
 
 
 if __name__ == "__main__":
