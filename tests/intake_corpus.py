@@ -9,9 +9,10 @@ import shutil
 import sqlite3
 import subprocess
 import zipfile
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from openpyxl import load_workbook
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import shutil
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,16 @@ from supervise.periods import Month, Quarter
 from supervise.workspace import Workspace, init_workspace
 
 from .intake_corpus import (
-    HUANGHUA, RENQIU, at, csv_rows, dump, edit, filled, long_csv, monthly_values, rewrite_part,
+    HUANGHUA,
+    RENQIU,
+    at,
+    csv_rows,
+    dump,
+    edit,
+    filled,
+    long_csv,
+    monthly_values,
+    rewrite_part,
 )
 
 MARCH = Month(2025, 3)

@@ -16,8 +16,16 @@ from supervise.store.submissions import current_values
 from supervise.workspace import Workspace, init_workspace
 
 from .intake_corpus import (
-    HUANGHUA, at, convert, csv_rows, filled, long_csv, monthly_values, quarterly_values,
-    rewrite_part, soffice,
+    HUANGHUA,
+    at,
+    convert,
+    csv_rows,
+    filled,
+    long_csv,
+    monthly_values,
+    quarterly_values,
+    rewrite_part,
+    soffice,
 )
 
 MARCH = Month(2025, 3)
@@ -203,7 +211,7 @@ def test_ods_formula_without_value(converted: dict[str, Any], tmp_path: Path) ->
         # rows: [before, tag, body, tag, body, ...]; data row 7 is the 7th row of the first table
         i = 2 * 7
         body = rows[i]
-        cells = re.findall(rb"<table:table-cell\b[^>]*?(?:/>|>.*?</table:table-cell>)", body, re.S)
+        cells = re.findall(rb"<table:table-cell\b[^>]*?(?:/>|>.*?</table:table-cell>)", body, re.DOTALL)
         target = cells[8]   # column I
         rows[i] = body.replace(target, b'<table:table-cell table:formula="of:=[.C7]*2"/>', 1)
         return b"".join(rows)

@@ -48,7 +48,7 @@ def templates(ws: Workspace, period: Period, county: str | None, as_json: bool) 
 def ingest(ws: Workspace, files: tuple[Path, ...], county: str | None, received_at: str | None,
            dry_run: bool, as_json: bool) -> None:
     """Ingest FILES (default: everything in inbox/). A rejected file is a verdict, not a failure."""
-    from .intake.ingest import collect_inbox, ingest_files, inbox_files
+    from .intake.ingest import collect_inbox, inbox_files, ingest_files
 
     when = None
     if received_at:
@@ -96,7 +96,7 @@ class _progress:
 
         return update
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.stop()
 
@@ -141,7 +141,8 @@ def status(ws: Workspace, period: Period, as_json: bool) -> None:
         table.add_column(col)
     from .status import STATE_LABELS
 
-    for c in doc["counties"]:
+    counties: list[dict[str, Any]] = doc["counties"]  # type: ignore[assignment]
+    for c in counties:
         note = c["reason"] or (f"{c['warnings']} 条提示 warnings" if c["warnings"] else "")
         table.add_row(c["county_code"], escape(c["county_name"]), f"{STATE_LABELS[c['state']]} {c['state']}",
                       (c["received_at"] or "")[:16].replace("T", " "), str(c["days_late"] or ""), escape(note))

@@ -13,10 +13,11 @@ import logging
 import os
 import re
 import sqlite3
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from ..errors import SuperviseError
 from ..periods import TZ, Period, parse_period
@@ -120,6 +121,7 @@ class _Ingest:
         self.rules = Rules.from_settings(ws.settings.validation)
         self.known_codes = set(self.registry.indicators)
         self.conn: sqlite3.Connection = ws.connect()
+        self._made_dirs: set[Path] = set()
 
     def close(self) -> None:
         self.conn.close()
@@ -278,9 +280,14 @@ class _Ingest:
         """Copy the file, unchanged, to archive/<ab>/<sha256>.<ext>; the name comes from the hash only."""
         rel = Path("archive") / sha[:2] / f"{sha}.{ext}"
         dest = self.ws.home / rel
-        if dest.exists() and dest.stat().st_size > 0:
-            return rel.as_posix()
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if dest.stat().st_size > 0:
+                return rel.as_posix()
+        except FileNotFoundError:
+            pass
+        if dest.parent not in self._made_dirs:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            self._made_dirs.add(dest.parent)
         tmp = dest.with_name(f".{sha}.{os.getpid()}.tmp")
         try:
             if data is not None:
@@ -295,9 +302,9 @@ class _Ingest:
                 if h.hexdigest() != sha:
                     raise OSError(f"{path} changed while it was being archived")
             os.replace(tmp, dest)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return rel.as_posix()
 
 

@@ -18,9 +18,10 @@ import html
 import io
 import re
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Iterable
+from typing import Any
 
 import python_calamine as calamine
 
@@ -45,9 +46,9 @@ _CODE_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _CLUSTER_LIKE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _HEADER_SCAN_ROWS = 60
 
-_CELL_RE = re.compile(rb"<c\b([^>/]*)>(.*?)</c>", re.S)
+_CELL_RE = re.compile(rb"<c\b([^>/]*)>(.*?)</c>", re.DOTALL)
 _REF_RE = re.compile(rb'\br="([A-Z]{1,3})(\d+)"')
-_HAS_VALUE_RE = re.compile(rb"<v>[^<]|<is>|<v\s[^>/]*>[^<]", re.S)
+_HAS_VALUE_RE = re.compile(rb"<v>[^<]|<is>|<v\s[^>/]*>[^<]", re.DOTALL)
 _SHEET_TAG_RE = re.compile(rb"<(?:\w+:)?sheet\b([^>]*)/?>")
 _ATTR_RE = re.compile(rb'([\w:]+)="([^"]*)"')
 _REL_RE = re.compile(rb"<Relationship\b([^>]*)/?>")
@@ -94,7 +95,7 @@ class Limits:
     max_text_chars: int = 5_000
 
     @classmethod
-    def from_settings(cls, section: dict[str, Any]) -> "Limits":
+    def from_settings(cls, section: dict[str, Any]) -> Limits:
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in section.items() if k in known})
 
@@ -185,17 +186,40 @@ def check_zip(data: bytes, limits: Limits) -> tuple[str, dict[str, bytes]]:
         name = info.filename
         if info.is_dir() or not name.lower().endswith((".xml", ".rels", ".vml")):
             continue
+        full = (fmt == "xlsx" and (name.startswith("xl/worksheets/") or name in _XLSX_KEEP)) or (
+            fmt == "ods" and name == "content.xml")
         try:
-            part = zf.read(info)
+            if full:
+                part = zf.read(info)
+                bad = _has_dtd(part)
+                keep[name] = part
+            else:
+                with zf.open(info) as stream:
+                    bad = _prolog_has_dtd(stream)
         except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError) as exc:
             raise FileRejected("file_unreadable", f"文件已损坏，无法读取其中的“{name}”（{_short(exc)}）。") from None
-        if _has_dtd(part):
+        if bad:
             raise FileRejected("xml_entities", f"文件的“{name}”部分含有 DTD/实体声明，出于安全原因不予接收。请用 Excel/WPS 重新保存。")
-        if fmt == "xlsx" and (name.startswith("xl/worksheets/") or name in ("xl/workbook.xml", "xl/_rels/workbook.xml.rels")):
-            keep[name] = part
-        elif fmt == "ods" and name == "content.xml":
-            keep[name] = part
     return fmt, keep
+
+
+_XLSX_KEEP = ("xl/workbook.xml", "xl/_rels/workbook.xml.rels")
+_ROOT_START = re.compile(rb"<[A-Za-z_]")
+
+
+def _prolog_has_dtd(stream: Any) -> bool:
+    """A DTD can only come before the root element: read until the root starts, and look there."""
+    head = b""
+    while True:
+        chunk = stream.read(4096)
+        if not chunk:
+            return _has_dtd(head)
+        head += chunk
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return _has_dtd(head + stream.read())
+        m = _ROOT_START.search(head)
+        if m is not None:
+            return _has_dtd(head[: m.start()])
 
 
 def _has_dtd(part: bytes) -> bool:
@@ -243,23 +267,32 @@ def _xlsx_sheet_parts(parts: dict[str, bytes]) -> dict[str, str]:
     return out
 
 
+_ROW_NUM_RE = re.compile(rb'<row\b[^>]*?\br="(\d+)"')
+_CELL_COL_RE = re.compile(rb'<c\b[^>]*?\br="([A-Z]{1,3})\d+"')
+_DIMENSION_RE = re.compile(rb'<dimension\b[^>]*?\bref="([^"]*)"')
+
+
 def _scan_xlsx_sheet(xml: bytes) -> tuple[int, int, list[str]]:
-    """(max row, max column, refs of formulas without a cached value) over cells with content."""
-    max_row = max_col = 0
+    """(max row, max column, refs of formulas without a cached value) of one sheet's XML."""
+    rows = _ROW_NUM_RE.findall(xml)
+    max_row = max(map(int, rows)) if rows else 0
+    letters = set(_CELL_COL_RE.findall(xml))
+    max_col = max(map(_col_number, letters)) if letters else 0
+    dim = _DIMENSION_RE.search(xml[:4096])
+    if dim:   # a forged dimension could make a reader allocate a huge grid
+        for ref in dim.group(1).split(b":"):
+            m = re.match(rb"([A-Z]{1,3})(\d+)", ref)
+            if m:
+                max_row = max(max_row, int(m.group(2)))
+                max_col = max(max_col, _col_number(m.group(1)))
     missing: list[str] = []
-    for m in _CELL_RE.finditer(xml):
-        ref = _REF_RE.search(m.group(1))
-        inner = m.group(2)
-        has_value = _HAS_VALUE_RE.search(inner) is not None
-        has_formula = b"<f" in inner
-        if ref is None:
-            continue
-        if has_formula and not has_value:
-            missing.append(ref.group(1).decode() + ref.group(2).decode())
-        if has_value or has_formula:
-            row, col = int(ref.group(2)), _col_number(ref.group(1))
-            max_row = max(max_row, row)
-            max_col = max(max_col, col)
+    if b"<f" in xml:
+        for m in _CELL_RE.finditer(xml):
+            inner = m.group(2)
+            if b"<f" in inner and _HAS_VALUE_RE.search(inner) is None:
+                ref = _REF_RE.search(m.group(1))
+                if ref is not None:
+                    missing.append(ref.group(1).decode() + ref.group(2).decode())
     return max_row, max_col, missing
 
 
@@ -367,19 +400,18 @@ def _read_workbook(
 
         # Dimensions and formulas from the XML, before calamine builds any grid.
         dims: dict[str, tuple[int, int, list[str]]] = {}
-        if fmt == "xlsx":
-            for name, part in _xlsx_sheet_parts(parts).items():
-                if part in parts:
-                    dims[name] = _scan_xlsx_sheet(parts[part])
-        elif fmt == "ods" and "content.xml" in parts:
+        sheet_parts = _xlsx_sheet_parts(parts) if fmt == "xlsx" else {}
+        if fmt == "ods" and "content.xml" in parts:
             dims = _scan_ods(parts["content.xml"])
-        for name, (rows, cols, _) in dims.items():
-            _check_dims(name, rows, cols, limits)
 
         order = [DATA_SHEET] if DATA_SHEET in names else []
         order += [n for n in names if n != DATA_SHEET]
         first_error: FileRejected | None = None
         for name in order:
+            if fmt == "xlsx" and name not in dims and sheet_parts.get(name) in parts:
+                dims[name] = _scan_xlsx_sheet(parts[sheet_parts[name]])
+            if name in dims:
+                _check_dims(name, dims[name][0], dims[name][1], limits)
             try:
                 sheet = wb.get_sheet_by_name(name)
             except calamine.PasswordError:
@@ -443,7 +475,7 @@ def _locate(grid: list[list[Any]], fmt: str, sheet: str, known_codes: set[str]) 
     for r in range(header):
         row = grid[r]
         for c, v in enumerate(row):
-            if not isinstance(v, str):
+            if not v or not isinstance(v, str):
                 continue
             key = _META_KEYS.get(_norm_label(v))
             if key is None or key in res.meta:
@@ -463,16 +495,20 @@ def _locate(grid: list[list[Any]], fmt: str, sheet: str, known_codes: set[str]) 
             cols.append((c, s))
             res.columns.append(Cell(s, f"{col_letter(c + 1)}{header + 1}", header + 1))
 
+    letters = [(c, code, col_letter(c + 1)) for c, code in cols]
     for r in range(header + 1, len(grid)):
         row = grid[r]
+        n = len(row)
         first = _text(row[0]) if row else ""
-        values = {code: (row[c] if c < len(row) else "") for c, code in cols}
-        any_value = any(_text(v) != "" for v in values.values())
+        values = [row[c] if c < n else "" for c, _code, _l in letters]
+        any_value = any(v != "" and not (isinstance(v, str) and not v.strip()) for v in values)
         if not any_value and (first == "" or not _CLUSTER_LIKE.match(first)):
             continue  # blank line, or a note such as 填表人/联系电话 below the table
-        rr = RowRead(Cell(first, f"A{r + 1}", r + 1), name=_text(row[1]) if len(row) > 1 else "")
-        for c, code in cols:
-            rr.cells[code] = Cell(values[code], f"{col_letter(c + 1)}{r + 1}", r + 1)
+        line = r + 1
+        rr = RowRead(Cell(first, f"A{line}", line), name=_text(row[1]) if n > 1 else "")
+        cells = rr.cells
+        for (_c, code, letter), v in zip(letters, values):
+            cells[code] = Cell(v, f"{letter}{line}", line)
         res.rows.append(rr)
     return res
 
@@ -523,7 +559,7 @@ def read_csv(data: bytes, limits: Limits) -> ReadResult:
     for n, line in enumerate(lines[1:], start=2):
         if not any(x.strip() for x in line):
             continue
-        get = lambda c: line[idx[c]].strip() if idx[c] < len(line) else ""  # noqa: E731
+        get = lambda c: line[idx[c]].strip() if idx[c] < len(line) else ""
         county, period, cluster, code = get("county_code"), get("period"), get("cluster_code"), get("indicator")
         raw = line[idx["value"]] if idx["value"] < len(line) else ""
         if "county_code" not in res.meta:

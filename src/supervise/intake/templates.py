@@ -15,9 +15,10 @@ its labels, so a re-save by LibreOffice or WPS that shifts rows still reads.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Protection, Side
@@ -334,8 +335,8 @@ def _write_help(
     extra = start + len(indicators) + 2
     sh.cell(extra, 1, "交叉校验：规上工业企业数、入园进区企业数均不得大于集群企业总数；"
                       "百分比填0到100之间的数。").alignment = Alignment(wrap_text=False)
-    for col, w in zip("ABCDEFG", (6, 30, 24, 8, 10, 34, 60)):
-        sh.column_dimensions[col].width = w
+    for letter, w in zip("ABCDEFG", (6, 30, 24, 8, 10, 34, 60), strict=True):
+        sh.column_dimensions[letter].width = w
     sh.protection.sheet = True
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Callable
+from typing import Any
 
 from ..periods import Month, Period, PeriodError, Quarter, parse_period
 from ..registry import Cluster, Indicator, Registry
@@ -41,7 +42,7 @@ class Rules:
     jump_min_value: float = 100
 
     @classmethod
-    def from_settings(cls, section: dict[str, Any]) -> "Rules":
+    def from_settings(cls, section: dict[str, Any]) -> Rules:
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in section.items() if k in known})
 
@@ -147,8 +148,7 @@ class _Validator:
     def check_county(self) -> str | None:
         cell = self.res.meta.get("county_code")
         raw = _text(cell.value) if cell else ""
-        if raw.endswith(".0"):
-            raw = raw[:-2]
+        raw = raw.removesuffix(".0")
         sender = self.sender
         sender_text = f"{sender}（{self.reg.county_name(sender)}）" if sender else ""
         if not raw:
@@ -324,8 +324,15 @@ class _Validator:
         numbers: dict[str, tuple[float, Cell]] = {}
         for ind in indicators:
             cell = row.cells.get(ind.code) or Cell("", None, None)
-            label = f"{self.row_label(cell if cell.row else row.cluster, cluster, cluster.code)}“{ind.label}”"
             where_ref = f"{self.sheet}!{cell.ref}" if (cell.ref and not self.csv) else (cell.ref or "")
+            raw = cell.value
+            if ind.is_number and not cell.formula_missing and type(raw) is float and math.isfinite(raw):
+                # The common case (a number typed into a number cell): only the range checks.
+                if self.quick_range(raw, ind):
+                    numbers[ind.code] = (raw, cell)
+                    self.out.values.append((cluster.code, ind.code, raw, None, where_ref))
+                    continue
+            label = f"{self.row_label(cell if cell.row else row.cluster, cluster, cluster.code)}“{ind.label}”"
             if cell.formula_missing:
                 self.add("formula_without_value",
                          f"{label}是公式，但没有计算结果（{self.place(cell)}）。请在 Excel/WPS 中重新计算并保存，"
@@ -371,6 +378,11 @@ class _Validator:
                          f"大于“{wi.label}”（{_num(numbers[whole][0])}），请核实。",
                          cell, cluster=cluster.code, indicator=part)
 
+    @staticmethod
+    def quick_range(value: float, ind: Indicator) -> bool:
+        return ((ind.min is None or value >= ind.min) and (ind.max is None or value <= ind.max)
+                and (not ind.integer or value.is_integer()))
+
     def check_range(self, value: float, ind: Indicator, cell: Cell, cluster: Cluster, label: str) -> bool:
         args = dict(cluster=cluster.code, indicator=ind.code)
         if ind.unit == "%" and ((ind.min is not None and value < ind.min) or (ind.max is not None and value > ind.max)):
@@ -395,50 +407,47 @@ class _Validator:
         return True
 
     def check_history(self, county: str, period: Period, indicators: list[Indicator]) -> None:
-        prev_period = period.previous()
         assert self.history is not None
+        prev_period = period.previous()
         prev = self.history(county, prev_period)
         if not prev:
             return
         same_year = prev_period.year == period.year
         kind_word = "上月" if isinstance(period, Month) else "上季度"
         by_ind = {i.code: i for i in indicators}
-        cells: dict[tuple[str, str], str] = {}
+        r = self.rules
+        slip_lo, slip_hi = r.unit_slip_factor / r.unit_slip_tolerance, r.unit_slip_factor * r.unit_slip_tolerance
         for cl, code, value, _t, ref in self.out.values:
-            cells[(cl, code)] = ref
-        for cl, code, value, _t, ref in list(self.out.values):
             if value is None:
                 continue
-            before = prev.get(cl, {}).get(code)
-            if before is None:
+            row = prev.get(cl)
+            before = row.get(code) if row else None
+            if before is None or value == before:
                 continue
             ind = by_ind[code]
-            if ind.kind == "ytd" and not same_year:
+            ytd = ind.kind == "ytd"
+            if ytd and not same_year:
                 continue
-            cluster = self.reg.clusters[cl]
-            cell = _cell_from_ref(ref, self.csv)
-            label = f"{self.row_label(cell, cluster, cl)}“{ind.label}”"
-            args = dict(cluster=cl, indicator=code, severity=WARNING)
-            if ind.kind == "ytd" and value < before:
-                self.add("ytd_decreased",
-                         f"{label}为{_num(value)}，小于{kind_word}（{prev_period}）的累计数{_num(before)}。"
-                         "本年累计数一般不会减少，请核实。", cell, **args)
-                continue
-            r = self.rules
-            if before > 0 and value > 0:
+            found: tuple[str, str] | None = None
+            if ytd and value < before:
+                found = ("ytd_decreased", f"为{_num(value)}，小于{kind_word}（{prev_period}）的累计数{_num(before)}。"
+                                          "本年累计数一般不会减少，请核实。")
+            elif before > 0 and value > 0:
                 ratio = value / before
-                lo, hi = r.unit_slip_factor / r.unit_slip_tolerance, r.unit_slip_factor * r.unit_slip_tolerance
-                if lo <= ratio <= hi:
-                    self.add("unit_slip",
-                             f"{label}为{_num(value)}，约为{kind_word}（{_num(before)}）的{ratio:,.0f}倍，"
-                             f"是否误将“元”当作“{ind.unit or '万元'}”填写？请核实。", cell, **args)
-                    continue
-                if max(value, before) >= r.jump_min_value and (ratio > r.jump_factor or ratio < 1 / r.jump_factor):
-                    self.add("jump",
-                             f"{label}为{_num(value)}，{kind_word}为{_num(before)}，变化超过{_num(r.jump_factor)}倍，请核实。",
-                             cell, **args)
+                if slip_lo <= ratio <= slip_hi:
+                    found = ("unit_slip", f"为{_num(value)}，约为{kind_word}（{_num(before)}）的{ratio:,.0f}倍，"
+                                          f"是否误将“元”当作“{ind.unit or '万元'}”填写？请核实。")
+                elif max(value, before) >= r.jump_min_value and (
+                        ratio > r.jump_factor or ratio < 1 / r.jump_factor):
+                    found = ("jump", f"为{_num(value)}，{kind_word}为{_num(before)}，"
+                                     f"变化超过{_num(r.jump_factor)}倍，请核实。")
             elif value == 0 and before >= r.jump_min_value:
-                self.add("jump", f"{label}为0，{kind_word}为{_num(before)}，请核实。", cell, **args)
+                found = ("jump", f"为0，{kind_word}为{_num(before)}，请核实。")
+            if found is None:
+                continue
+            cell = _cell_from_ref(ref, self.csv)
+            label = f"{self.row_label(cell, self.reg.clusters[cl], cl)}“{ind.label}”"
+            self.add(found[0], label + found[1], cell, cluster=cl, indicator=code, severity=WARNING)
 
 
 def _cell_from_ref(ref: str, csv: bool) -> Cell | None:

@@ -73,8 +73,8 @@ CREATE INDEX audit_county_period ON audit (county_code, period);
 # ----------------------------------------------------------------------------- reads
 # The functions below are the contract other areas (assess, bulletin, jobs) read through.
 
-import sqlite3  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+import sqlite3
+from dataclasses import dataclass
 
 Value = float | str | None
 
@@ -99,7 +99,7 @@ class SubmissionRow:
     source: str
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "SubmissionRow":
+    def from_row(cls, row: sqlite3.Row) -> SubmissionRow:
         return cls(**{k: row[k] for k in row.keys()})
 
 
@@ -178,9 +178,9 @@ def last_return(conn: sqlite3.Connection, county_code: str, period: str) -> str 
 
 # ----------------------------------------------------------------------------- writes (intake)
 
-import json  # noqa: E402
-from typing import Any, Iterable, Sequence  # noqa: E402
-
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 
 def _tx(conn: sqlite3.Connection) -> Any:
