@@ -240,7 +240,8 @@ def _ranking(wb: Workbook, s: AssessmentSection, name: str) -> None:
         chart.set_categories(Reference(ws, min_col=2, min_row=3, max_row=2 + bars))
         chart.width = 18
         chart.height = 8 if bars <= 20 else max(8.0, bars * 0.45)
-        ws.add_chart(chart, "L2")
+        # Below the table, so that printing fits the table's width and not the chart's.
+        ws.add_chart(chart, f"A{end + 3}")
 
 
 def _points(wb: Workbook, s: AssessmentSection, name: str) -> None:
