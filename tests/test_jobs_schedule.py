@@ -225,3 +225,19 @@ def test_scheduler_process_stops_cleanly_on_sigterm(ws: Workspace, tmp_path: Pat
     text = log.read_text(encoding="utf-8")
     assert "SIGTERM received" in text and "scheduler stopped" in text
     assert "Traceback" not in text
+
+
+def test_printed_cron_lines_run_under_sh_without_supervise_on_path(ws: Workspace) -> None:
+    """What cron runs: the command part of a line, by /bin/sh, with cron's bare PATH."""
+    import subprocess
+    import sys
+
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(ws.home)}
+    printed = subprocess.run(
+        [sys.executable, "-m", "supervise", "--home", str(ws.home), "crontab"],
+        capture_output=True, text=True, env=env, check=True,
+    ).stdout
+    collect = next(line for line in printed.splitlines() if line.endswith(" collect"))
+    command = collect.split(None, 5)[5]  # after the five time fields
+    done = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr

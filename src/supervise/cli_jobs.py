@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -169,10 +170,20 @@ def scheduler(ws: Workspace) -> None:
 
 
 def default_executable() -> str:
-    """The absolute path of the `supervise` command that cron and systemd should run."""
-    found = shutil.which("supervise")
-    if found:
-        return str(Path(found).resolve())
+    """The absolute path of the `supervise` command that cron and systemd should run.
+
+    The command being run now (a venv's bin/supervise need not be on cron's PATH), else the
+    script installed beside this interpreter, else one on PATH, else `python -m supervise`.
+    """
+    argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    candidates = [
+        argv0 if argv0 is not None and argv0.name == "supervise" else None,
+        Path(sys.executable).with_name("supervise"),
+        Path(shutil.which("supervise") or "supervise"),
+    ]
+    for c in candidates:
+        if c is not None and c.is_file() and os.access(c, os.X_OK):
+            return str(c.absolute())
     return f"{sys.executable} -m supervise"
 
 
