@@ -168,6 +168,14 @@ def test_admin_alert_and_loud_log_when_even_that_fails(
     states = [(d.kind, d.state) for d in runs.recent_deliveries(conn)]
     conn.close()
     assert states == [("alert", "failed"), ("alert", "sent")]
+    # The failed alert waits in the outbox and goes with the next flush once the server is back.
+    assert len(list((ws.home / "outbox" / "mail").glob("*.eml"))) == 1
+    smtp.start()
+    conn = ws.connect()
+    [retried] = Outbox.open(ws, conn).flush(NOW)
+    conn.close()
+    assert retried.kind == "alert" and retried.state == "sent"
+    assert [m.message["Subject"] for m in smtp.to(ADMIN)][-1] == "【supervise】任务失败：collect"
 
 
 def test_html_to_text_keeps_words_and_drops_markup() -> None:

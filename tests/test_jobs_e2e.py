@@ -114,13 +114,17 @@ def test_run_without_smtp_fails_loudly_and_keeps_the_mail(home: Path, smtp: Smtp
     result = CliRunner().invoke(cli, ["--home", str(home), "run", "--month", "2025-03"])
     assert result.exit_code == 1
     assert "not delivered, kept in the outbox" in result.stderr
-    assert len(list((home / "outbox" / "mail").glob("*.eml"))) == 2
+    # two bulletins and the administrator's alert wait in the outbox
+    assert len(list((home / "outbox" / "mail").glob("*.eml"))) == 3
     smtp.start()
     result = CliRunner().invoke(cli, ["--home", str(home), "collect", "--json"])
     assert result.exit_code == 0, result.output
-    assert [m["state"] for m in json.loads(result.stdout)["deliveries"]] == ["sent", "sent"]
+    sent = sorted((m["kind"], m["state"]) for m in json.loads(result.stdout)["deliveries"])
+    assert sent == [("alert", "sent"), ("bulletin", "sent"), ("bulletin", "sent")]
     assert [len(smtp.to(r)) for r in RECIPIENTS] == [1, 1]
-    assert smtp.to(ADMIN) == []  # the alert about the failure could not go out while down
+    [alert] = smtp.to(ADMIN)  # the failure is reported once the server is back, never lost
+    assert "任务失败" in alert.message["Subject"]
+    assert list((home / "outbox" / "mail").glob("*.eml")) == []
 
 
 def _spawn(home: Path, pause: str | None) -> subprocess.Popen[bytes]:

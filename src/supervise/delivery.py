@@ -12,6 +12,7 @@ the log said so. Everything else is exactly once.
 
 from __future__ import annotations
 
+import hashlib
 import html as html_lib
 import logging
 import mimetypes
@@ -362,7 +363,7 @@ class Outbox:
                   delivery.message_path, error)
         return self._note(delivery, "failed", error, retried)
 
-    def flush(self, now: datetime, *, kinds: Iterable[str] = ("bulletin", "reminder")) -> list[DeliveryOutcome]:
+    def flush(self, now: datetime, *, kinds: Iterable[str] = ("bulletin", "reminder", "alert")) -> list[DeliveryOutcome]:
         """Send again everything an earlier run left in the outbox."""
         return [self.deliver(d, now, retried=True) for d in runs.unsent_deliveries(self.conn, kinds=kinds)]
 
@@ -380,30 +381,37 @@ class Outbox:
 
 
 def alert_admin(ws: Workspace, subject: str, body: str, *, now: datetime, conn: sqlite3.Connection | None = None) -> bool:
-    """Tell the administrator something failed. If even that fails, say so loudly in the log."""
+    """Tell the administrator something failed, through the outbox like any other mail.
+
+    An alert that cannot be sent stays in the outbox and goes with the next run or collect;
+    the same alert is queued at most once a day. If even that fails, the log says so loudly.
+    """
     settings = DeliverySettings.from_settings(ws.settings)
     if not settings.admin:
         log.critical("%s — no [delivery] admin address is configured to tell: %s", subject, body.strip())
         return False
     smtp = SmtpSettings.from_settings(ws.settings)
-    msg = build_message(
-        sender=smtp.sender, recipient=settings.admin, subject=subject, text=body, now=now,
-        sender_name="supervise",
-    )
     own = conn is None
     conn = conn or ws.connect()
     try:
-        delivery_id = runs.add_delivery(
-            conn, kind="alert", period=None, recipient=settings.admin, subject=subject,
-            content_hash="", now=now,
+        outbox = Outbox.open(ws, conn)
+        delivery = outbox.queue(
+            kind="alert", period=None, recipient=settings.admin, subject=subject,
+            content_hash=hashlib.sha256(f"{now.date()}\n{subject}\n{body}".encode()).hexdigest(),
+            message=lambda: build_message(
+                sender=smtp.sender, recipient=settings.admin, subject=subject, text=body, now=now,
+                sender_name="supervise",
+            ),
+            now=now,
         )
-        try:
-            send(smtp, msg.as_bytes(), settings.admin)
-        except DeliveryError as exc:
-            runs.mark_failed(conn, delivery_id, str(exc), 1)
-            log.critical("ALERT NOT DELIVERED to %s (%s). %s: %s", settings.admin, exc, subject, body.strip())
+        if delivery is None:
+            log.info("alert already sent to %s today: %s", settings.admin, subject)
+            return True
+        outcome = outbox.deliver(delivery, now)
+        if outcome.state != "sent":
+            log.critical("ALERT NOT DELIVERED to %s (%s), kept in the outbox for the next run. %s: %s",
+                         settings.admin, outcome.error, subject, body.strip())
             return False
-        runs.mark_sent(conn, delivery_id, now)
         log.info("alert sent to %s: %s", settings.admin, subject)
         return True
     finally:

@@ -343,7 +343,7 @@ def remind(
         outbox = Outbox.open(ws, ctx.conn)
         for w in windows:
             _remind_window(ws, ctx, outbox, w, result, steps)
-        outbox.flush(now, kinds=("reminder", "bulletin"))
+        outbox.flush(now, kinds=("reminder", "bulletin", "alert"))
         result.deliveries += outbox.outcomes
         if outbox.failed:
             raise PartialFailure(_failed_message(outbox.failed), result)
