@@ -20,14 +20,14 @@ D = Deadlines()  # monthly: 5th of next month, quarterly: 10th of the month afte
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("2025-03", Month(2025, 3)), ("2025-3", Month(2025, 3)), ("2025Q1", Quarter(2025, 1)),
+    [("2025-03", Month(2025, 3)), ("2025Q1", Quarter(2025, 1)),
      ("2025q4", Quarter(2025, 4)), ("2025", Year(2025))],
 )
 def test_parse(text, expected):
     assert parse_period(text) == expected
 
 
-@pytest.mark.parametrize("text", ["2025-13", "2025-00", "2025Q5", "25-03", "March", ""])
+@pytest.mark.parametrize("text", ["2025-13", "2025-00", "2025-3", "2025Q5", "25-03", "March", ""])
 def test_parse_refuses(text):
     with pytest.raises(PeriodError):
         parse_period(text)

@@ -70,3 +70,14 @@ def test_broken_reference_names_file_and_line(ws, file, content, message):
     with pytest.raises(RegistryError) as err:
         load_registry(ws.reference_dir)
     assert file in str(err.value) and message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["run", "--month", "2025-03", "--quarter", "2025Q1"], ["no-such-command"], ["status", "--month", "2025-3"]],
+)
+def test_failures_are_told_in_one_line(ws, args):
+    result = CliRunner().invoke(cli, ["--home", str(ws.home), *args])
+    assert result.exit_code in (1, 2)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("错误 / error: "), result.stderr

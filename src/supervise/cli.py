@@ -24,15 +24,41 @@ from .workspace import Workspace, home_from, init_workspace
 log = logging.getLogger("supervise")
 
 
+class OneLineUsageError(click.ClickException):
+    """A usage error told in one line (cron mails and logs read better without the usage block)."""
+
+    exit_code = 2
+
+    def format_message(self) -> str:
+        return self.message
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"错误 / error: {self.format_message()} (see --help)", err=True)
+
+
 class SuperviseGroup(click.Group):
-    """Turns a SuperviseError into one line on stderr and exit status 1."""
+    """Turns a SuperviseError into one line on stderr and exit status 1, a usage error into
+    one line and exit status 2."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            raise OneLineUsageError(_usage_text(exc)) from exc
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise OneLineUsageError(_usage_text(exc)) from exc
         except SuperviseError as exc:
             click.echo(f"错误 / error: {exc}", err=True)
             ctx.exit(1)
+
+
+def _usage_text(exc: click.UsageError) -> str:
+    where = f"supervise {exc.ctx.info_name}" if exc.ctx is not None and exc.ctx.parent is not None else "supervise"
+    return f"{where}: {exc.format_message()}"
 
 
 @click.group(cls=SuperviseGroup, context_settings={"help_option_names": ["-h", "--help"]})
