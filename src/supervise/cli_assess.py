@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from .cli import cli, emit_json, json_option, period_options, workspace_required
 from .periods import Period
 from .workspace import Workspace
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 METHOD_LABELS = {
     "rank": "位次赋分",
@@ -25,7 +26,15 @@ PERIOD_LABELS = {"month": "月度", "quarter": "季度", "year": "年度"}
 
 
 def _console() -> Console:
+    from rich.console import Console
+
     return Console(highlight=False, width=140, soft_wrap=False)
+
+
+def Table(*args: Any, **kwargs: Any) -> Any:
+    from rich.table import Table as _Table
+
+    return _Table(*args, **kwargs)
 
 
 def _num(x: Any, digits: int = 4) -> str:

@@ -7,16 +7,40 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from .cli import cli, emit_json, json_option, now, period_options, workspace_required
 from .periods import Period, parse_time
 from .workspace import Workspace
 
-_err = Console(stderr=True)
-_out = Console()
+
+# rich is imported when something is printed for a person, not for --json.
+class _LazyConsole:
+    def __init__(self, **kwargs: Any) -> None:
+        self._kwargs = kwargs
+        self._console: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._kwargs)
+        return getattr(self._console, name)
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as _escape
+
+    return _escape(text)
+
+
+def Table(*args: Any, **kwargs: Any) -> Any:
+    from rich.table import Table as _Table
+
+    return _Table(*args, **kwargs)
+
+
+_err = _LazyConsole(stderr=True)
+_out = _LazyConsole()
 VERDICT_LABELS = {"accepted": "通过 accepted", "warning": "通过（有提示）warning", "rejected": "退回 rejected"}
 
 

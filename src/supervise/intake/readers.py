@@ -25,8 +25,8 @@ from typing import Any
 
 import python_calamine as calamine
 
+from .layout import CLUSTER_CODE_HEADER, CLUSTER_NAME_HEADER, DATA_SHEET
 from .problems import FileRejected
-from .templates import CLUSTER_CODE_HEADER, CLUSTER_NAME_HEADER, DATA_SHEET
 
 ZIP_MAGIC = b"PK\x03\x04"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"

@@ -28,11 +28,13 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from ..periods import Month, Period, Quarter, parse_period
 from ..registry import Indicator, Registry
 from ..workspace import Workspace
-
-TEMPLATE_VERSION = 1
-
-DATA_SHEET = "填报表"
-HELP_SHEET = "填报说明"
+from .layout import (
+    CLUSTER_CODE_HEADER,
+    CLUSTER_NAME_HEADER,
+    DATA_SHEET,
+    HELP_SHEET,
+    TEMPLATE_VERSION,
+)
 
 # Metadata labels and their fixed cells (label cell, value cell).
 META_LABELS = {
@@ -53,8 +55,6 @@ NOTE_ROW = 3
 LABEL_ROW = 4
 CODE_ROW = 5
 FIRST_DATA_ROW = 6
-CLUSTER_CODE_HEADER = "cluster_code"
-CLUSTER_NAME_HEADER = "cluster_name"
 
 _THIN = Side(style="thin", color="999999")
 _BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
