@@ -47,6 +47,36 @@ class Rules:
         return cls(**{k: v for k, v in section.items() if k in known})
 
 
+@dataclass(frozen=True)
+class RegistryIndex:
+    """Look-ups built once per registry (not once per file): a national registry has ~8,500 clusters."""
+
+    cluster_index: dict[str, str]                 # upper-case code -> code
+    clusters_by_county: dict[str, list[Cluster]]
+    indicators_by_dataset: dict[str, list[Indicator]]
+
+    @classmethod
+    def of(cls, registry: Registry) -> RegistryIndex:
+        by_county: dict[str, list[Cluster]] = {}
+        for c in registry.clusters.values():
+            by_county.setdefault(c.county_code, []).append(c)
+        by_dataset: dict[str, list[Indicator]] = {}
+        for i in registry.indicators.values():
+            by_dataset.setdefault(i.dataset, []).append(i)
+        return cls({c.upper(): c for c in registry.clusters}, by_county, by_dataset)
+
+
+@dataclass(frozen=True)
+class PendingHistory:
+    """What the history checks need, when validation ran without the history (in a worker)."""
+
+    county: str
+    period: str
+    indicators: tuple[str, ...]
+    csv: bool
+    sheet: str | None
+
+
 @dataclass
 class Validated:
     county_code: str | None = None
@@ -55,6 +85,8 @@ class Validated:
     template_version: int | None = None
     values: list[tuple[str, str, float | None, str | None, str]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # Set when validated without a history: the history checks still to run (apply_history).
+    pending_history: PendingHistory | None = field(default=None, repr=False, compare=False)
 
     @property
     def has_errors(self) -> bool:
@@ -76,9 +108,33 @@ def validate(
     sender: str | None = None,
     expected_period: Period | None = None,
     history: History | None = None,
+    index: RegistryIndex | None = None,
 ) -> Validated:
-    """Check one read file against the registry, the dictionary and (for warnings) its history."""
-    return _Validator(res, registry, limits, rules, sender, expected_period, history).run()
+    """Check one read file against the registry, the dictionary and (for warnings) its history.
+
+    Without `history`, the history checks (warnings only, run last) are left in
+    `pending_history` for `apply_history`, so that reading and validating can run in another
+    process while the history is read, in order, from the database.
+    """
+    return _Validator(res, registry, limits, rules, sender, expected_period, history, index).run()
+
+
+def apply_history(
+    v: Validated, registry: Registry, *, limits: Limits, rules: Rules, history: History,
+    index: RegistryIndex | None = None,
+) -> Validated:
+    """Run the history checks left pending by `validate(..., history=None)`; the same warnings, in
+    the same place (last), as a validation with the history would have given."""
+    pending = v.pending_history
+    if pending is None:
+        return v
+    v.pending_history = None
+    res = ReadResult(format="csv" if pending.csv else "xlsx", sheet=pending.sheet)
+    val = _Validator(res, registry, limits, rules, None, None, history, index)
+    val.out = v
+    indicators = [registry.indicators[c] for c in pending.indicators]
+    val.check_history(pending.county, parse_period(pending.period), indicators)
+    return v
 
 
 class _Validator:
@@ -91,6 +147,7 @@ class _Validator:
         sender: str | None,
         expected_period: Period | None,
         history: History | None,
+        index: RegistryIndex | None = None,
     ) -> None:
         self.res = res
         self.reg = registry
@@ -102,7 +159,8 @@ class _Validator:
         self.out = Validated()
         self.csv = res.format == "csv"
         self.sheet = res.sheet
-        self.cluster_index = {c.upper(): c for c in registry.clusters}
+        self.index = index if index is not None else RegistryIndex.of(registry)
+        self.cluster_index = self.index.cluster_index
 
     # ---- helpers
     def add(self, code: str, message: str, cell: Cell | None = None, *, cluster: str | None = None,
@@ -141,8 +199,12 @@ class _Validator:
             self.check_template_version()
         indicators = self.check_columns(dataset)
         self.check_rows(county, indicators)
-        if not self.out.has_errors and self.history is not None and county and period is not None:
-            self.check_history(county, period, indicators)
+        if not self.out.has_errors and county and period is not None:
+            if self.history is not None:
+                self.check_history(county, period, indicators)
+            else:
+                self.out.pending_history = PendingHistory(
+                    county, str(period), tuple(i.code for i in indicators), self.csv, self.sheet)
         return self.out
 
     def check_county(self) -> str | None:
@@ -260,7 +322,7 @@ class _Validator:
                 self.add("unknown_indicator",
                          f"“{ind.label}”（{code}）不属于{DATASET_LABEL[dataset]}，请使用下发的模板。",
                          c, indicator=code)
-        wanted = self.reg.indicators_of(dataset) if dataset else []
+        wanted = self.index.indicators_by_dataset.get(dataset, []) if dataset else []
         present = []
         for ind in wanted:
             if ind.code in seen:
@@ -284,7 +346,7 @@ class _Validator:
                      f"第{cell.row}行重复：{self.row_label(None, cl, cluster_code)}的“{_code}”已经填报过一次，请删除重复的行。",
                      cell, cluster=cl.code if cl else cluster_code, indicator=_code)
         if county:
-            for cl in self.reg.clusters_of(county):
+            for cl in self.index.clusters_by_county.get(county, []):
                 if cl.code not in seen:
                     self.add("missing_cluster",
                              f"缺少集群“{cl.code} {cl.name}”的数据行。每个集群都要填报，请不要删除行。",

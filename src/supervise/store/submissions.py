@@ -184,10 +184,30 @@ from typing import Any
 
 
 def _tx(conn: sqlite3.Connection) -> Any:
+    """One file's writes, all or nothing: its own transaction, or a savepoint inside the batch
+    transaction an ingest holds (see intake/ingest.py), rolled back alone if it fails."""
+    if conn.in_transaction:
+        return _savepoint(conn)
     # Imported late: the package imports this module for its schema.
     from . import transaction
 
     return transaction(conn)
+
+
+class _savepoint:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("SAVEPOINT one_file")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+        if exc_type is not None:
+            if not self.conn.in_transaction:  # SQLite already rolled the whole batch back
+                return
+            self.conn.execute("ROLLBACK TO one_file")
+        self.conn.execute("RELEASE one_file")
 
 ValueRow = tuple[str, str, "float | None", "str | None", str]   # cluster, indicator, value, text, cell
 ProblemIn = tuple[str, str, "str | None", "str | None", "str | None", "str | None", str]
