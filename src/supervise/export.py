@@ -3,19 +3,21 @@
 What an analyst at the bureau asks for first: every county's figures for the month in one sheet,
 to sort, filter and chart in Excel. The values are those of each county's version in force; a
 county with nothing accepted still has its clusters listed, with the state saying why the row is
-empty. sqlite-utils runs the query, pandas pivots the long values into columns.
+empty. The store reads the long values (through sqlite-utils), pandas pivots them into columns.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 from typing import Any
 
 from .bulletin.render import atomic_write
 from .periods import Month, Quarter
 from .status import STATE_LABELS, reporting_status
+from .store.submissions import current_value_rows
 from .workspace import Workspace
 
 ID_COLUMNS = ["county_code", "county_name", "cluster_code", "cluster_name", "state", "received_at",
@@ -28,24 +30,14 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def period_table(ws: Workspace, period: Month | Quarter) -> tuple[list[str], list[str], list[list[Any]]]:
     """(codes, Chinese headers, rows) of the wide table for a period, registry order."""
     import pandas as pd
-    import sqlite_utils
 
     reg = ws.registry
     indicators = reg.indicators_of(period.dataset)
     conn = ws.connect()
     try:
         statuses = {s.county_code: s for s in reporting_status(conn, reg, period, ws.settings.deadlines)}
-        db = sqlite_utils.Database(conn)
         long = pd.DataFrame(
-            db.query(
-                """
-                SELECT s.county_code, v.cluster_code, v.indicator, v.value, v.text, s.id AS submission_id,
-                       s.file_sha256
-                FROM submissions s JOIN submission_values v ON v.submission_id = s.id
-                WHERE s.period = :period AND s.state = 'current'
-                """,
-                {"period": str(period)},
-            ),
+            current_value_rows(conn, str(period)),
             columns=["county_code", "cluster_code", "indicator", "value", "text", "submission_id", "file_sha256"],
         )
     finally:
@@ -73,7 +65,7 @@ def period_table(ws: Workspace, period: Month | Quarter) -> tuple[list[str], lis
             ]
             for ind in indicators:
                 value = wide.at[cluster.code, ind.code] if have and ind.code in wide.columns else None
-                if value is None or (isinstance(value, float) and value != value):
+                if value is None or (isinstance(value, float) and math.isnan(value)):
                     value = ""
                 elif ind.integer and isinstance(value, float) and value.is_integer():
                     value = int(value)  # counts print as 7, not 7.0

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
 SCHEMA = """
 CREATE TABLE files (
     sha256        TEXT PRIMARY KEY,
@@ -73,8 +79,6 @@ CREATE INDEX audit_county_period ON audit (county_code, period);
 # ----------------------------------------------------------------------------- reads
 # The functions below are the contract other areas (assess, bulletin, jobs) read through.
 
-import sqlite3
-from dataclasses import dataclass
 
 Value = float | str | None
 
@@ -160,6 +164,22 @@ def current_values(conn: sqlite3.Connection, period: str) -> dict[str, dict[str,
     return out
 
 
+def current_value_rows(conn: sqlite3.Connection, period: str) -> list[dict[str, Any]]:
+    """Every value in force for a period, one dict per value with its submission (exports)."""
+    import sqlite_utils
+
+    return list(sqlite_utils.Database(conn).query(
+        """
+        SELECT s.county_code, v.cluster_code, v.indicator, v.value, v.text,
+               s.id AS submission_id, s.file_sha256
+        FROM submissions s JOIN submission_values v ON v.submission_id = s.id
+        WHERE s.period = :period AND s.state = 'current'
+        ORDER BY s.county_code, v.cluster_code, v.indicator
+        """,
+        {"period": period},
+    ))
+
+
 def problems_of(conn: sqlite3.Connection, submission_id: int) -> list[ProblemRow]:
     return [
         ProblemRow(**{k: r[k] for k in ProblemRow.__dataclass_fields__})
@@ -177,10 +197,6 @@ def last_return(conn: sqlite3.Connection, county_code: str, period: str) -> str 
 
 
 # ----------------------------------------------------------------------------- writes (intake)
-
-import json
-from collections.abc import Iterable, Sequence
-from typing import Any
 
 
 def _tx(conn: sqlite3.Connection) -> Any:
