@@ -7,6 +7,7 @@ rulebook's order, higher points first (points equal to 9 decimals are equal).
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Mapping, Sequence
@@ -42,10 +43,14 @@ def rank_units(
             round_half_up(total, precision),
             tuple(round(p, NDIGITS) for p in tie_points.get(unit, ())),
         )
-    ordered = sorted(keys.values(), reverse=True)
+    ordered = sorted(keys.values())
+    comparable = all(k[0] == k[0] and all(p == p for p in k[1]) for k in ordered)  # no NaN
     places = []
     for unit, key in keys.items():
-        ahead = sum(1 for k in ordered if k > key)
+        if comparable:   # the number of keys strictly greater, by bisection (n log n)
+            ahead = len(ordered) - bisect.bisect_right(ordered, key)
+        else:
+            ahead = sum(1 for k in ordered if k > key)
         places.append(Place(unit, totals[unit], key[0], 1 + ahead, key[1]))
     places.sort(key=lambda p: (p.rank, p.unit))
     return places

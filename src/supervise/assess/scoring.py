@@ -19,6 +19,7 @@ Conventions where SPEC §7 leaves room (documented in docs/rulebooks.md):
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -80,11 +81,14 @@ def score(
 
 def _rank(computed: Mapping[str, float], n: int, weight: float, hib: bool, step: float | None) -> dict[str, Points]:
     step_ = (weight / n if n else 0.0) if step is None else step
-    keys = sorted((_k(v) for v in computed.values()), reverse=hib)
+    keys = sorted(_k(v) for v in computed.values())   # finite values only: a total order
     out = {}
     for u, v in computed.items():
-        # Equal values share the better place: 1 + the number of units strictly ahead.
-        place = 1 + sum(1 for o in keys if (o > _k(v) if hib else o < _k(v)))
+        # Equal values share the better place: 1 + the number of units strictly ahead
+        # (found by bisection: n log n for a national registry, not n²).
+        kv = _k(v)
+        ahead = len(keys) - bisect.bisect_right(keys, kv) if hib else bisect.bisect_left(keys, kv)
+        place = 1 + ahead
         pts = max(0.0, weight - step_ * (place - 1))
         out[u] = Points(pts, {"place": place, "n": n, "step": step_})
     return out
