@@ -6,8 +6,36 @@ Every number a bulletin prints comes from here; writers compute nothing themselv
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import copy
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _plain(obj: Any) -> Any:
+    """dataclasses.asdict, without its deep copies of plain values (a national result has
+    ~50,000 of them): the same output, several times faster."""
+    t = type(obj)
+    if t is str or t is float or t is int or t is bool or obj is None:
+        return obj
+    if t is dict:
+        return {_plain(k): _plain(v) for k, v in obj.items()}
+    if t is list:
+        return [_plain(v) for v in obj]
+    if is_dataclass(obj) and not isinstance(obj, type):
+        names = _FIELDS.get(t)
+        if names is None:
+            names = _FIELDS[t] = tuple(f.name for f in fields(obj))
+        return {n: _plain(getattr(obj, n)) for n in names}
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return t(*[_plain(v) for v in obj])
+    if isinstance(obj, (list, tuple)):
+        return t(_plain(v) for v in obj)
+    if isinstance(obj, dict):
+        return t((_plain(k), _plain(v)) for k, v in obj.items())
+    return copy.deepcopy(obj)
 
 
 @dataclass
@@ -106,7 +134,7 @@ class AssessmentResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, as plain JSON-ready data (stored with the result; see from_dict)."""
-        return asdict(self)
+        return _plain(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AssessmentResult:

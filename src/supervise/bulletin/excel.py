@@ -495,7 +495,8 @@ def build_workbook(b: Bulletin) -> Workbook:
 def workbook_bytes(wb: Workbook) -> bytes:
     """Save without openpyxl's wall-clock 'modified' stamp, then fix every zip entry's date."""
     raw = io.BytesIO()
-    with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+    # Stored, not compressed, here: the entries are compressed once, below.
+    with zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
         ExcelWriter(wb, archive).save()
     out = io.BytesIO()
     with zipfile.ZipFile(raw) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
