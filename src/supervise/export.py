@@ -14,11 +14,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .bulletin.render import atomic_write
 from .periods import Month, Quarter
 from .status import STATE_LABELS, reporting_status
 from .store.submissions import current_value_rows
-from .workspace import Workspace
+from .workspace import Workspace, atomic_write
 
 ID_COLUMNS = ["county_code", "county_name", "cluster_code", "cluster_name", "state", "received_at",
               "submission_id", "file_sha256"]

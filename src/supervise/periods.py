@@ -233,6 +233,16 @@ def _aware(dt: datetime) -> datetime:
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=TZ)
 
 
+def stamp(dt: datetime) -> str:
+    """The one stored time format: Asia/Shanghai, ISO 8601 with its offset, whole seconds.
+
+    `2025-04-06T08:00:00+08:00`. Every stored time has this exact shape, so comparing two of
+    the strings compares the instants. A time without zone is taken as Asia/Shanghai. Records
+    stamped within the same second are told apart by their row id.
+    """
+    return _aware(dt).astimezone(TZ).isoformat(timespec="seconds")
+
+
 def parse_time(text: str) -> datetime:
     """Parse an ISO-8601 time; a time without zone is Asia/Shanghai."""
     try:

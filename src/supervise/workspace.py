@@ -17,6 +17,7 @@ from .errors import SuperviseError
 import os
 import shutil
 import sqlite3
+import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -41,9 +42,77 @@ def _defaults() -> dict[str, dict[str, Any]]:
         return tomllib.load(f)
 
 
+@dataclass(frozen=True)
+class Bureau:
+    """[bureau]: who issues the bulletins, and the city in their titles."""
+
+    issuer: str
+    city: str
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """[smtp]: the mail server."""
+
+    host: str
+    port: int
+    username: str = ""
+    password: str = ""
+    starttls: bool = False
+    ssl: bool = False
+    sender: str = "supervise@localhost"
+    timeout: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmtpSettings:
+        return settings.smtp
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """[delivery]: who gets the bulletins and the alerts, and how hard to try."""
+
+    recipients: tuple[str, ...] = ()
+    admin: str = ""
+    attempts: int = 3
+    retry_delay: float = 2.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DeliverySettings:
+        return settings.delivery
+
+
+@dataclass(frozen=True)
+class ReminderDays:
+    """[deadlines] remind_days_before / remind_days_after: days around a deadline to remind on."""
+
+    before: tuple[int, ...] = ()
+    after: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, deadlines: dict[str, Any]) -> ReminderDays:
+        """From a [deadlines] table (the keys are optional here: a table may omit them)."""
+        return cls(
+            tuple(int(n) for n in deadlines.get("remind_days_before", ())),
+            tuple(int(n) for n in deadlines.get("remind_days_after", ())),
+        )
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """[jobs]: how long a job waits for a lock; how late a scheduled job may still start."""
+
+    lock_wait: float
+    misfire_grace: int
+
+
 @dataclass
 class Settings:
-    """Settings from supervise.toml, each section a dict, defaults filled in."""
+    """Settings from supervise.toml, each section a dict, defaults filled in.
+
+    The typed accessors (bureau, smtp, delivery, reminder_days, jobs) read keys that
+    `load_settings` always fills from data/supervise.toml: no default is repeated here.
+    """
 
     data: dict[str, dict[str, Any]] = field(default_factory=_defaults)
 
@@ -65,6 +134,44 @@ class Settings:
     @property
     def validation(self) -> dict[str, Any]:
         return self.section("validation")
+
+    @property
+    def bureau(self) -> Bureau:
+        b = self.section("bureau")
+        return Bureau(issuer=str(b["issuer"]), city=str(b["city"]))
+
+    @property
+    def smtp(self) -> SmtpSettings:
+        s = self.section("smtp")
+        return SmtpSettings(
+            host=str(s["host"]),
+            port=int(s["port"]),
+            username=str(s["username"]),
+            password=str(s["password"]),
+            starttls=bool(s["starttls"]),
+            ssl=bool(s["ssl"]),
+            sender=str(s["sender"]),
+            timeout=float(s["timeout_seconds"]),
+        )
+
+    @property
+    def delivery(self) -> DeliverySettings:
+        d = self.section("delivery")
+        return DeliverySettings(
+            recipients=tuple(str(r) for r in d["recipients"]),
+            admin=str(d["admin"]),
+            attempts=max(1, int(d["attempts"])),
+            retry_delay=float(d["retry_delay_seconds"]),
+        )
+
+    @property
+    def reminder_days(self) -> ReminderDays:
+        return ReminderDays.of(self.section("deadlines"))
+
+    @property
+    def jobs(self) -> JobSettings:
+        j = self.section("jobs")
+        return JobSettings(lock_wait=float(j["lock_wait_seconds"]), misfire_grace=int(j["misfire_grace_seconds"]))
 
 
 def load_settings(path: Path) -> Settings:
@@ -179,6 +286,41 @@ class Workspace:
         from .store import connect
 
         return connect(self.db_path)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` via a temporary file in the same folder, fsync'd, then renamed.
+
+    A crash leaves the old file or the new one, never half of one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def home_from(option: str | os.PathLike[str] | None) -> Path:

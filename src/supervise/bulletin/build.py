@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ..assess.model import AssessmentResult, Deduction, UnitResult
 from ..periods import TZ, Month, Period, Quarter, Year, parse_period
 from ..registry import Registry
 from ..status import STATE_LABELS, CountyStatus
+from ..workspace import Settings
 from .model import (
     TIER_100,
     TIER_200,
@@ -494,7 +495,7 @@ def _overview(
 def build_bulletin(
     *,
     registry: Registry,
-    settings: Any,
+    settings: Settings,
     period: Period | str,
     results: list[AssessmentResult],
     previous: Mapping[str, AssessmentResult | None],
@@ -506,9 +507,8 @@ def build_bulletin(
 ) -> Bulletin:
     """The whole bulletin for a period; several results give one section each, in the given order."""
     p = parse_period(str(period)) if isinstance(period, str) else period
-    bureau = settings.section("bureau") if hasattr(settings, "section") else dict(settings.get("bureau", {}))
-    issuer = str(bureau.get("issuer", ""))
-    city = str(bureau.get("city", ""))
+    bureau = settings.bureau
+    issuer, city = bureau.issuer, bureau.city
     label = period_label(p)
     title = bulletin_title(p)
 

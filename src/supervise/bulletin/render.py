@@ -8,22 +8,25 @@ first result's `issued_at`, else `now`), so a re-run gives the same bytes.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
+import os  # noqa: F401 - tests patch render.os (the writes are workspace.atomic_write's)
 import sqlite3
-import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from ..assess.model import AssessmentResult
-from ..periods import TZ, Month, Period, Quarter, Year, parse_period
+from ..periods import TZ, Month, Period, Quarter, parse_period
 from ..status import reporting_status
 from ..store.submissions import current_values
+from ..workspace import atomic_write  # its old home was here: still importable from here
 from .build import Values, build_bulletin
 from .excel import write_workbook
 from .html import render_email, render_page
+
+__all__ = ["BulletinOutputs", "atomic_write", "content_hash", "render_bulletins"]
 
 GOAL_LOOKBACK_QUARTERS = 8
 
@@ -37,6 +40,7 @@ class BulletinOutputs:
     title: str                 # 关于2025年3月全市县域特色产业集群发展情况的通报
     xlsx_name: str             # the attachment names, in Chinese
     html_name: str
+    content_hash: str          # SHA-256 of every file written: same hash = the same bulletin
 
     @property
     def attachment_names(self) -> dict[str, str]:
@@ -51,36 +55,18 @@ class BulletinOutputs:
 # --------------------------------------------------------------------------- files
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file in the same folder, fsync'd, then renamed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
+def content_hash(files: dict[str, bytes]) -> str:
+    """What a bulletin says, as the recipient gets it: one SHA-256 over its files' bytes.
 
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    Rendering is deterministic, so the same inputs give the same hash; any change in what is
+    printed (results, cluster tables, goals, texts, reporting status) gives another.
+    """
+    h = hashlib.sha256()
+    for name in sorted(files):
+        data = files[name]
+        h.update(f"{name}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- inputs
@@ -149,7 +135,7 @@ def render_bulletins(ws: Any, period: Period | str, results: list[AssessmentResu
     """Build the period's bulletin from the workspace and write its four files atomically."""
     p = parse_period(str(period)) if isinstance(period, str) else period
     dataset = results[0].data if results else None
-    declared = getattr(results[0], "data_period", "") if results else ""
+    declared = results[0].data_period if results else ""
     conn = ws.connect()
     try:
         judged = parse_period(declared) if declared else status_period(p, dataset)
@@ -191,11 +177,9 @@ def render_bulletins(ws: Any, period: Period | str, results: list[AssessmentResu
                     "email": str(paths["email"])},
     }
     text = json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
-
-    atomic_write(paths["xlsx"], xlsx)
-    atomic_write(paths["html"], page)
-    atomic_write(paths["email"], email)
-    atomic_write(paths["json"], text.encode("utf-8"))
+    files = {"xlsx": xlsx, "html": page, "email": email, "json": text.encode("utf-8")}
+    for name, data in files.items():
+        atomic_write(paths[name], data)
     return BulletinOutputs(
         xlsx=paths["xlsx"],
         html=paths["html"],
@@ -204,4 +188,5 @@ def render_bulletins(ws: Any, period: Period | str, results: list[AssessmentResu
         title=bulletin.title,
         xlsx_name=bulletin.xlsx_name,
         html_name=bulletin.html_name,
+        content_hash=content_hash(files),
     )
