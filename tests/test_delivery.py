@@ -182,3 +182,67 @@ def test_html_to_text_keeps_words_and_drops_markup() -> None:
     text = html_to_text("<html><head><style>p{}</style></head><body><h1>通报</h1><table>"
                         "<tr><td>1</td><td>任丘市</td></tr></table><p>a &amp; b</p></body></html>")
     assert text == "通报\n\n1 任丘市\n\na & b\n"
+
+
+def test_queueing_a_resend_supersedes_every_unsent_copy_through_the_store(ws: Workspace, smtp: SmtpServer) -> None:
+    ws = configure(ws, smtp)
+    box, conn = _outbox(ws)
+    smtp.stop()
+
+    def q(h: str, resend: bool = False) -> runs.Delivery | None:
+        return box.queue(kind="bulletin", period="2025-03", recipient="chief@bureau.example", subject=TITLE,
+                         content_hash=h, message=lambda: build_message(
+                             sender="b@bureau.example", recipient="chief@bureau.example", subject=h,
+                             text=h, now=NOW), now=NOW, resend=resend)
+
+    first = q("h1")
+    box.deliver(first, NOW)  # failed: waits in the outbox
+    second = q("h1", resend=True)
+    assert second.id != first.id and runs.get_delivery(conn, first.id).state == "superseded"
+
+    # keep_hash=None: every unsent mail of that recipient and period goes
+    gone = runs.supersede_unsent(conn, kind="bulletin", period="2025-03", recipient="chief@bureau.example")
+    assert [d.id for d in gone] == [second.id]
+    assert runs.unsent_deliveries(conn) == []
+    conn.close()
+
+
+def test_one_atomic_write_and_mail_under_mail_dir(ws: Workspace, smtp: SmtpServer) -> None:
+    import supervise.bulletin.render
+    import supervise.export
+    from supervise.delivery import mail_dir
+    from supervise.workspace import atomic_write
+
+    assert supervise.bulletin.render.atomic_write is atomic_write is supervise.export.atomic_write
+    target = ws.home / "x" / "y.bin"
+    atomic_write(target, b"one")
+    atomic_write(target, b"two")
+    assert target.read_bytes() == b"two" and [p.name for p in target.parent.iterdir()] == ["y.bin"]
+
+    ws = configure(ws, smtp)
+    box, conn = _outbox(ws)
+    smtp.stop()
+    d = box.queue(kind="alert", period=None, recipient=ADMIN, subject="s", content_hash="h",
+                  message=lambda: build_message(sender="b@bureau.example", recipient=ADMIN, subject="s",
+                                                text="t", now=NOW), now=NOW)
+    assert d is not None and d.message_path is not None
+    assert (ws.home / d.message_path).parent == mail_dir(ws)
+    conn.close()
+
+
+def test_settings_accessors_read_the_merged_settings(ws: Workspace, smtp: SmtpServer) -> None:
+    from supervise.workspace import Settings
+
+    defaults = Settings()
+    assert defaults.bureau.city == "沧州市" and "工业和信息化局" in defaults.bureau.issuer
+    assert (defaults.reminder_days.before, defaults.reminder_days.after) == ((2,), (1,))
+    assert (defaults.jobs.lock_wait, defaults.jobs.misfire_grace) == (300.0, 3600)
+    assert defaults.smtp == SmtpSettings(host="127.0.0.1", port=25, sender="supervise@localhost", timeout=30.0)
+
+    ws = configure(ws, smtp, extra='\n[bureau]\nissuer = "某某局"\n[deadlines]\nremind_days_after = [1, 3]\n')
+    s = ws.settings
+    assert s.bureau.issuer == "某某局" and s.bureau.city == "沧州市"
+    assert s.reminder_days.after == (1, 3)
+    assert (s.smtp.port, s.smtp.timeout, s.delivery.attempts, s.delivery.admin) == (smtp.port, 5.0, 2, ADMIN)
+    assert s.jobs.lock_wait == 0.0
+    assert SmtpSettings.from_settings(s) == s.smtp

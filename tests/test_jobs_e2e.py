@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 from openpyxl import load_workbook
 
+from supervise.bulletin.render import content_hash
 from supervise.cli import cli
 from supervise.periods import Month
 from supervise.store import runs
@@ -97,12 +98,20 @@ def test_supervise_run_json_is_the_spec_document_and_a_rerun_changes_nothing(hom
     assert TITLE in msg.get_body(("html",)).get_content()
     assert TITLE in msg.get_body(("plain",)).get_content()
 
+    # The delivery key is the bulletin itself: a hash over the bytes of the files written.
+    folder = home / "reports" / "2025-03"
+    written = {"xlsx": "bulletin-2025-03.xlsx", "html": "bulletin-2025-03.html",
+               "email": "email-2025-03.html", "json": "results-2025-03.json"}
+    assert doc["delivery"]["content_hash"] == content_hash(
+        {k: (folder / name).read_bytes() for k, name in written.items()})
+
     before = _digests(home / "reports" / "2025-03")
     again = runner.invoke(cli, ["--home", str(home), "run", "--month", "2025-03", "--json"])
     assert again.exit_code == 0, again.output
     redo = json.loads(again.stdout)
     assert redo["assessments"] == doc["assessments"]
     assert [m["state"] for m in redo["delivery"]["mails"]] == ["skipped", "skipped"]
+    assert redo["delivery"]["content_hash"] == doc["delivery"]["content_hash"]
     assert len(smtp.received) == 2
     assert _digests(home / "reports" / "2025-03") == before
 

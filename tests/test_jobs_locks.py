@@ -48,9 +48,12 @@ def wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 15) -> No
 
 
 def test_lock_is_exclusive_and_says_who_holds_it(tmp_path: Path) -> None:
-    with hold(tmp_path, "run_month"):
-        busy = rf"run_month is already running \(pid {os.getpid()} since"
+    with hold(tmp_path, "run_month", now=NOW):  # the job's time, not the wall clock
+        busy = rf"run_month is already running \(pid {os.getpid()} since 2025-04-06T08:00:00\+08:00\)"
         with pytest.raises(LockBusy, match=busy), hold(tmp_path, "run_month", wait=0.1):
+            pass
+    with hold(tmp_path, "run_month"):  # without a time: the pid alone
+        with pytest.raises(LockBusy, match=rf"\(pid {os.getpid()}\)"), hold(tmp_path, "run_month", wait=0.1):
             pass
         with hold(tmp_path, "collect"):  # other jobs have their own lock
             pass

@@ -15,7 +15,7 @@ from supervise.store import runs
 from supervise.workspace import Workspace
 
 from .smtp_server import ADMIN, RECIPIENTS, SmtpServer, configure, running_smtp
-from .test_jobs_support import FAKE_STEPS, NOW, SCORES, write_scores
+from .test_jobs_support import FAKE_STEPS, NOW, SCORES, write_clusters, write_scores
 
 
 @pytest.fixture
@@ -166,11 +166,39 @@ def test_supervise_runs_lists_records_and_the_outbox(ws: Workspace, smtp: SmtpSe
     doc = json.loads(result.stdout)
     assert [(r["job"], r["period"], r["state"]) for r in doc["runs"]] == [
         ("run_month", "2025-03", "error"), ("run_month", "2025-03", "success")]
-    assert sorted(d["recipient"] for d in doc["outbox"]) == sorted(RECIPIENTS)
+    # the two bulletins, and the alert about them that could not reach the administrator either
+    assert sorted((d["kind"], d["recipient"]) for d in doc["outbox"]) == sorted(
+        [("bulletin", r) for r in RECIPIENTS] + [("alert", ADMIN)])
 
     text = CliRunner().invoke(cli, ["--home", str(ws.home), "runs"]).stdout
-    assert "outbox: 2 mail(s) waiting to be sent again" in text
+    assert "outbox: 3 mail(s) waiting to be sent again" in text
+    assert f"alert  {ADMIN}" in text
     assert "run_month   2025-03  error" in text
 
     both = CliRunner().invoke(cli, ["--home", str(ws.home), "run", "--month", "2025-03", "--due", "month"])
     assert both.exit_code == 2 and "give a period or --due, not both" in both.output
+
+
+def test_a_correction_to_what_the_bulletin_prints_is_mailed_even_when_the_results_stay(
+    ws: Workspace, smtp: SmtpServer
+) -> None:
+    """The cluster table (goals, texts, reporting status ...) is printed but read by no rulebook."""
+    ws = configure(ws, smtp)
+    write_clusters(ws, {"任丘市电线电缆产业集群": 120.5})
+    first = run_period(ws, MARCH, now=NOW, steps=FAKE_STEPS)
+    assert len(smtp.received) == 2
+
+    again = run_period(ws, MARCH, now=NOW, steps=FAKE_STEPS)  # the same inputs: nothing goes out
+    assert again.content_hash == first.content_hash
+    assert [m.state for m in again.deliveries] == ["skipped", "skipped"]
+    assert len(smtp.received) == 2
+
+    write_clusters(ws, {"任丘市电线电缆产业集群": 135.0})  # a resubmission: same scores, new table
+    corrected = run_period(ws, MARCH, now=NOW, steps=FAKE_STEPS)
+    assert [r.to_json() for r in corrected.results] == [r.to_json() for r in first.results]
+    assert corrected.content_hash != first.content_hash
+    assert [m.state for m in corrected.deliveries] == ["sent", "sent"]
+    [_, latest] = smtp.to(RECIPIENTS[0])
+    assert "135.0" in latest.message.get_body(("html",)).get_content()
+    [record] = _runs(ws)[-1:]
+    assert record.detail["content_hash"] == corrected.content_hash

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from supervise.scheduler import build_scheduler, catch_up, missed_jobs, previous
 from supervise.store import runs
 from supervise.workspace import Settings, Workspace
 
+from .smtp_server import ADMIN, SmtpServer, configure, running_smtp
 from .test_jobs_support import FAKE_STEPS, fake_status_from
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -239,5 +242,41 @@ def test_printed_cron_lines_run_under_sh_without_supervise_on_path(ws: Workspace
     ).stdout
     collect = next(line for line in printed.splitlines() if line.endswith(" collect"))
     command = collect.split(None, 5)[5]  # after the five time fields
-    done = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, env=env)
+    done = subprocess.run(["/bin/sh", "-c", command], check=False, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    yield from running_smtp()
+
+
+def test_a_job_failing_before_it_starts_is_recorded_and_the_administrator_told(
+    ws: Workspace, smtp: SmtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    from supervise.scheduler import fire
+
+    now = at("2025-04-06 08:00")
+    # Readable settings, but a job the scheduler cannot start: the administrator is mailed.
+    configure(ws, smtp)
+    assert fire(ws.home, "run_weekly", clock=lambda: now, steps=FAKE_STEPS) is None
+    conn = ws.connect()
+    [record] = runs.recent_runs(conn, job="run_weekly")
+    conn.close()
+    assert (record.state, record.origin, record.started_at, record.ended_at) == (
+        "error", "scheduler", "2025-04-06T08:00:00+08:00", "2025-04-06T08:00:00+08:00")
+    assert "unknown job" in record.error
+    [alert] = smtp.to(ADMIN)
+    assert "任务失败：run_weekly" in alert.message["Subject"]
+    assert "unknown job" in alert.message.get_content()
+
+    # supervise.toml broken: no way to mail anyone, so a run record and a critical log line.
+    ws.settings_path.write_text("[jobs]\nlock_wait_seconds = \n", encoding="utf-8")
+    with caplog.at_level(logging.CRITICAL):
+        assert fire(ws.home, "collect", clock=lambda: now, steps=FAKE_STEPS) is None
+    conn = ws.connect()
+    [record] = runs.recent_runs(conn, job="collect")
+    conn.close()
+    assert record.state == "error" and "not valid TOML" in record.error
+    assert any(r.levelno == logging.CRITICAL and "collect" in r.getMessage() for r in caplog.records)
+    assert len(smtp.received) == 1

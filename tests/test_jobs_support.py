@@ -11,13 +11,16 @@ import hashlib
 import json
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from supervise.bulletin.render import BulletinOutputs, content_hash
+from supervise.intake.ingest import FileResult, IngestReport
 from supervise.jobs import Steps
 from supervise.periods import TZ, Period, parse_period
+from supervise.status import CountyStatus
 from supervise.workspace import Workspace
 
 NOW = datetime(2025, 4, 6, 8, 0, tzinfo=TZ)
@@ -26,19 +29,15 @@ NAMES = {"130983": "黄骅市", "130982": "任丘市", "130981": "泊头市"}
 
 
 @dataclass
-class FakeReport:
-    files: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"files": self.files, "summary": {"accepted": len(self.files), "rejected": 0}}
-
-
-@dataclass
 class FakeResult:
+    """What the jobs read of an AssessmentResult: rulebook, version, period, inputs_hash, to_json."""
+
     rulebook: str
     version: str
     period: str
     scores: dict[str, float]
+    data: str = "monthly"
+    data_period: str = ""
 
     @property
     def inputs_hash(self) -> str:
@@ -61,26 +60,22 @@ class FakeResult:
         }
 
 
-@dataclass
-class FakeOutputs:
-    xlsx: Path
-    html: Path
-    email_html: Path
-    json: Path
-    title: str
-
-
 def write_scores(ws: Workspace, scores: dict[str, float]) -> None:
     (ws.home / "fake_scores.json").write_text(json.dumps(scores), encoding="utf-8")
 
 
-def fake_collect(ws: Workspace, *, now: datetime) -> FakeReport:
+def write_clusters(ws: Workspace, rows: dict[str, float]) -> None:
+    """The bulletin's cluster table (cluster name -> 营业收入): printed, but read by no rulebook."""
+    (ws.home / "fake_clusters.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+
+
+def fake_collect(ws: Workspace, *, now: datetime) -> IngestReport:
     files = []
     for f in sorted(ws.inbox_dir.rglob("*")):
         if f.is_file():
-            files.append({"file": f.name, "verdict": "accepted"})
+            files.append(FileResult(f.name, verdict="accepted"))
             f.unlink()
-    return FakeReport(files)
+    return IngestReport(files)
 
 
 def fake_assess(ws: Workspace, period: Period, *, now: datetime) -> list[FakeResult]:
@@ -95,58 +90,57 @@ def _atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def fake_render(ws: Workspace, period: Period, results: list[FakeResult], *, now: datetime) -> FakeOutputs:
-    from io import BytesIO
-
+def fake_render(ws: Workspace, period: Period, results: list[FakeResult], *, now: datetime) -> BulletinOutputs:
+    """Like render_bulletins: deterministic files, and a content hash over their bytes."""
     from openpyxl import Workbook
+
+    from supervise.bulletin.excel import workbook_bytes
 
     folder = ws.report_dir(period)
     folder.mkdir(parents=True, exist_ok=True)
     title = f"关于{period.label}全市县域特色产业集群发展情况的通报"
     doc = {"period": str(period), "assessments": [r.to_json() for r in results]}
+    clusters_path = ws.home / "fake_clusters.json"
+    clusters = json.loads(clusters_path.read_text(encoding="utf-8")) if clusters_path.exists() else {}
     wb = Workbook()
     sheet = wb.active
     sheet.title = "排名"
     sheet.append(["县（市、区）", "得分", "名次"])
     for row in doc["assessments"][0]["ranking"]:
         sheet.append([row["county_name"], row["score"], row["rank"]])
-    buf = BytesIO()
-    wb.save(buf)
+    wb.properties.created = wb.properties.modified = datetime(2025, 1, 1)
     rows = "".join(
         f"<tr><td>{r['rank']}</td><td>{r['county_name']}</td><td>{r['score']}</td></tr>"
         for r in doc["assessments"][0]["ranking"]
     )
-    page = f"<html><head><title>{title}</title></head><body><h1>{title}</h1><table>{rows}</table></body></html>"
-    out = FakeOutputs(
-        xlsx=folder / f"bulletin-{period}.xlsx",
-        html=folder / f"bulletin-{period}.html",
-        email_html=folder / f"bulletin-{period}.email.html",
-        json=folder / f"bulletin-{period}.json",
-        title=title,
+    table = "".join(f"<tr><td>{name}</td><td>{value}</td></tr>" for name, value in sorted(clusters.items()))
+    page = (f"<html><head><title>{title}</title></head><body><h1>{title}</h1><table>{rows}</table>"
+            f"<table>{table}</table></body></html>")
+    out = {
+        "xlsx": folder / f"bulletin-{period}.xlsx",
+        "html": folder / f"bulletin-{period}.html",
+        "email": folder / f"bulletin-{period}.email.html",
+        "json": folder / f"bulletin-{period}.json",
+    }
+    doc["outputs"] = {"xlsx": str(out["xlsx"]), "html": str(out["html"]), "json": str(out["json"])}
+    files = {"xlsx": workbook_bytes(wb),  # byte-stable, like the real workbook
+             "html": page.encode(), "email": page.encode(),
+             "json": json.dumps(doc, ensure_ascii=False, sort_keys=True).encode()}
+    for name, data in files.items():
+        _atomic(out[name], data)
+    return BulletinOutputs(
+        xlsx=out["xlsx"], html=out["html"], email_html=out["email"], json=out["json"], title=title,
+        xlsx_name=f"{title}.xlsx", html_name=f"{title}.html", content_hash=content_hash(files),
     )
-    _atomic(out.xlsx, buf.getvalue())
-    _atomic(out.html, page.encode())
-    _atomic(out.email_html, page.encode())
-    doc["outputs"] = {"xlsx": str(out.xlsx), "html": str(out.html), "json": str(out.json)}
-    _atomic(out.json, json.dumps(doc, ensure_ascii=False, sort_keys=True).encode())
-    return out
-
-
-@dataclass
-class FakeStatus:
-    county_code: str
-    county_name: str
-    state: str
-    reason: str = ""
 
 
 def fake_status_from(states: dict[str, str]) -> Any:
     """reporting_status for every assessed county: the given state, else on_time."""
 
-    def status(conn: Any, registry: Any, period: Period, deadlines: Any) -> list[FakeStatus]:
+    def status(conn: Any, registry: Any, period: Period, deadlines: Any) -> list[CountyStatus]:
         return [
-            FakeStatus(c.code, c.name, states.get(c.code, "on_time"),
-                       "数据校验未通过，待重新报送" if states.get(c.code) == "rejected" else "")
+            CountyStatus(c.code, c.name, states.get(c.code, "on_time"), received_at=None,
+                         reason="数据校验未通过，待重新报送" if states.get(c.code) == "rejected" else "")
             for c in registry.assessed_counties()
         ]
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 import click
 
@@ -19,16 +20,41 @@ from .cli import (
     period_options,
     workspace_required,
 )
-from .periods import Period
+from .periods import Kind, Period
 from .workspace import Workspace
 
+if TYPE_CHECKING:  # the jobs are imported when a job command runs, not at start-up
+    from .jobs.runner import JobFailed
 
-def _fail_after_printing(exc: Any, as_json: bool) -> None:
+
+class _Document(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
+R = TypeVar("R", bound=_Document)
+
+
+def _fail_after_printing(exc: JobFailed, as_json: bool) -> NoReturn:
     """A failed job still shows what it did (the JSON document), then exits non-zero."""
-    result = getattr(exc, "result", None)
-    if as_json and result is not None and hasattr(result, "to_json"):
+    result = exc.result
+    if as_json and result is not None:
         emit_json(result.to_json())
     raise exc
+
+
+def _job(call: Callable[[], R], as_json: bool) -> R | None:
+    """Run a job for the CLI: its result, or None once `--json` printed it (then nothing else
+    is to be printed). A failed job prints what it did and exits non-zero."""
+    from .jobs.runner import JobFailed
+
+    try:
+        result = call()
+    except JobFailed as exc:
+        _fail_after_printing(exc, as_json)
+    if as_json:
+        emit_json(result.to_json())
+        return None
+    return result
 
 
 @cli.command()
@@ -39,7 +65,7 @@ def _fail_after_printing(exc: Any, as_json: bool) -> None:
 @click.option("--resend", is_flag=True, help="Mail the bulletin again even if it was already sent.")
 @json_option
 @workspace_required
-def run(ws: Workspace, period: Period | None, due: str | None, no_deliver: bool, resend: bool,
+def run(ws: Workspace, period: Period | None, due: Kind | None, no_deliver: bool, resend: bool,
         as_json: bool) -> None:
     """Run the period job: collect the inbox, assess, write the bulletins, mail them.
 
@@ -47,20 +73,17 @@ def run(ws: Workspace, period: Period | None, due: str | None, no_deliver: bool,
     period again with the same data changes nothing and mails nothing; changed results are
     mailed again as a correction.
     """
-    from .jobs import JobFailed, run_due, run_period
+    from .jobs import run_due, run_period
 
     if period is not None and due is not None:
         raise click.UsageError("give a period or --due, not both")
-    try:
-        if period is None:
-            result = run_due(ws, due or "month", now=now(), deliver=not no_deliver, resend=resend, clock=now)  # type: ignore[arg-type]
-        else:
-            result = run_period(ws, period, now=now(), deliver=not no_deliver, resend=resend, clock=now)
-    except JobFailed as exc:
-        _fail_after_printing(exc, as_json)
-        raise
-    if as_json:
-        emit_json(result.to_json())
+    result = _job(
+        lambda: run_period(ws, period, now=now(), deliver=not no_deliver, resend=resend, clock=now)
+        if period is not None
+        else run_due(ws, due or "month", now=now(), deliver=not no_deliver, resend=resend, clock=now),
+        as_json,
+    )
+    if result is None:
         return
     click.echo(f"{result.period}: {len(result.results)} assessment(s)")
     for r in result.results:
@@ -87,16 +110,10 @@ def _echo_deliveries(deliveries: list[Any], delivered: bool = True) -> None:
 @workspace_required
 def collect(ws: Workspace, as_json: bool) -> None:
     """Ingest the inbox and retry mail waiting in the outbox (the hourly job)."""
-    from .jobs import JobFailed
     from .jobs import collect as collect_job
 
-    try:
-        result = collect_job(ws, now(), clock=now)
-    except JobFailed as exc:
-        _fail_after_printing(exc, as_json)
-        raise
-    if as_json:
-        emit_json(result.to_json())
+    result = _job(lambda: collect_job(ws, now(), clock=now), as_json)
+    if result is None:
         return
     summary = ", ".join(f"{k} {v}" for k, v in result.ingest.items())
     click.echo(f"inbox: {summary or 'nothing new'}")
@@ -113,16 +130,10 @@ def remind(ws: Workspace, period: Period | None, as_json: bool) -> None:
     Without a period: the reminder windows open today (see [deadlines] remind_days_before
     and remind_days_after). Each county is reminded at most once per window.
     """
-    from .jobs import JobFailed
     from .jobs import remind as remind_job
 
-    try:
-        result = remind_job(ws, now(), period, clock=now)
-    except JobFailed as exc:
-        _fail_after_printing(exc, as_json)
-        raise
-    if as_json:
-        emit_json(result.to_json())
+    result = _job(lambda: remind_job(ws, now(), period, clock=now), as_json)
+    if result is None:
         return
     if not result.windows:
         click.echo("no reminder is due today")
@@ -140,16 +151,10 @@ def remind(ws: Workspace, period: Period | None, as_json: bool) -> None:
 @workspace_required
 def catch_up_command(ws: Workspace, as_json: bool) -> None:
     """Run what the schedule missed while the server was down, and retry failed period runs."""
-    from .jobs import JobFailed
     from .scheduler import catch_up
 
-    try:
-        result = catch_up(ws, now(), clock=now)
-    except JobFailed as exc:
-        _fail_after_printing(exc, as_json)
-        raise
-    if as_json:
-        emit_json(result.to_json())
+    result = _job(lambda: catch_up(ws, now(), clock=now), as_json)
+    if result is None:
         return
     if not result.items:
         click.echo("nothing was missed")

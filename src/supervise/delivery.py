@@ -16,7 +16,6 @@ import hashlib
 import html as html_lib
 import logging
 import mimetypes
-import os
 import smtplib
 import sqlite3
 import ssl
@@ -33,7 +32,12 @@ from typing import ClassVar
 
 from .errors import SuperviseError
 from .store import runs, transaction
-from .workspace import Settings, Workspace
+from .workspace import DeliverySettings, SmtpSettings, Workspace, atomic_write
+
+__all__ = [
+    "Attachment", "DeliveryError", "DeliveryOutcome", "DeliverySettings", "Outbox", "SmtpSettings",
+    "alert_admin", "build_message", "html_to_text", "mail_dir", "send", "text_to_html",
+]
 
 log = logging.getLogger("supervise.delivery")
 
@@ -43,50 +47,6 @@ XLSX_TYPE = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.she
 
 class DeliveryError(SuperviseError):
     """The mail server did not accept a message (one line, for logs and the delivery record)."""
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    host: str
-    port: int
-    username: str = ""
-    password: str = ""
-    starttls: bool = False
-    ssl: bool = False
-    sender: str = "supervise@localhost"
-    timeout: float = 30.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SmtpSettings:
-        s = settings.section("smtp")
-        return cls(
-            host=str(s["host"]),
-            port=int(s["port"]),
-            username=str(s.get("username", "")),
-            password=str(s.get("password", "")),
-            starttls=bool(s.get("starttls", False)),
-            ssl=bool(s.get("ssl", False)),
-            sender=str(s["sender"]),
-            timeout=float(s.get("timeout_seconds", 30)),
-        )
-
-
-@dataclass(frozen=True)
-class DeliverySettings:
-    recipients: tuple[str, ...] = ()
-    admin: str = ""
-    attempts: int = 3
-    retry_delay: float = 2.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> DeliverySettings:
-        d = settings.section("delivery")
-        return cls(
-            recipients=tuple(str(r) for r in d.get("recipients", [])),
-            admin=str(d.get("admin", "")),
-            attempts=max(1, int(d.get("attempts", 3))),
-            retry_delay=float(d.get("retry_delay_seconds", 2.0)),
-        )
 
 
 # ------------------------------------------------------------------ SMTP
@@ -223,16 +183,6 @@ def mail_dir(ws: Workspace) -> Path:
     return ws.outbox_dir / MAIL_DIR
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 @dataclass
 class DeliveryOutcome:
     """What happened to one recipient's mail in this run."""
@@ -257,6 +207,10 @@ class DeliveryOutcome:
         }
 
 
+def _no_checkpoint(name: str) -> None:
+    return None
+
+
 @dataclass
 class Outbox:
     """Queue, send and retry mail for one workspace, logging each recipient's delivery."""
@@ -266,12 +220,21 @@ class Outbox:
     smtp: SmtpSettings
     settings: DeliverySettings
     sleep: Callable[[float], None] = time.sleep
-    checkpoint: Callable[[str], None] = lambda name: None
+    checkpoint: Callable[[str], None] = _no_checkpoint
     outcomes: list[DeliveryOutcome] = field(default_factory=list)
 
     @classmethod
-    def open(cls, ws: Workspace, conn: sqlite3.Connection, **kw: object) -> Outbox:
-        return cls(ws, conn, SmtpSettings.from_settings(ws.settings), DeliverySettings.from_settings(ws.settings), **kw)  # type: ignore[arg-type]
+    def open(
+        cls,
+        ws: Workspace,
+        conn: sqlite3.Connection,
+        *,
+        checkpoint: Callable[[str], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Outbox:
+        settings = ws.settings
+        return cls(ws, conn, settings.smtp, settings.delivery, sleep=sleep,
+                   checkpoint=checkpoint or _no_checkpoint)
 
     # -- queueing
 
@@ -313,19 +276,16 @@ class Outbox:
                 runs.supersede_unsent(conn, kind=kind, period=period, recipient=recipient, keep_hash=content_hash)
                 return waiting[-1]
         with transaction(conn):
-            runs.supersede_unsent(conn, kind=kind, period=period, recipient=recipient, keep_hash=content_hash)
-            # Any unsent copy of this same mail (a deliberate resend, or one whose file was
-            # lost) is replaced by the new one.
-            for d in runs.find_deliveries(conn, kind=kind, period=period, recipient=recipient,
-                                          content_hash=content_hash, states=("pending", "failed")):
-                conn.execute("UPDATE deliveries SET state = 'superseded' WHERE id = ?", (d.id,))
+            # Older content, and any unsent copy of this same mail (a deliberate resend, or
+            # one whose file was lost), is replaced by the new one.
+            runs.supersede_unsent(conn, kind=kind, period=period, recipient=recipient)
             delivery_id = runs.add_delivery(
                 conn, kind=kind, period=period, recipient=recipient, subject=subject,
                 content_hash=content_hash, now=now, job_run_id=job_run_id,
             )
-            rel = f"outbox/{MAIL_DIR}/{delivery_id}.eml"
-            _write_atomic(self.ws.home / rel, message().as_bytes())
-            runs.set_message_path(conn, delivery_id, rel)
+            path = mail_dir(self.ws) / f"{delivery_id}.eml"
+            atomic_write(path, message().as_bytes())
+            runs.set_message_path(conn, delivery_id, path.relative_to(self.ws.home).as_posix())
         queued = runs.get_delivery(conn, delivery_id)
         assert queued is not None
         return queued
@@ -363,8 +323,8 @@ class Outbox:
                   delivery.message_path, error)
         return self._note(delivery, "failed", error, retried)
 
-    def flush(self, now: datetime, *, kinds: Iterable[str] = ("bulletin", "reminder", "alert")) -> list[DeliveryOutcome]:
-        """Send again everything an earlier run left in the outbox."""
+    def flush(self, now: datetime, *, kinds: Iterable[str] | None = None) -> list[DeliveryOutcome]:
+        """Send again everything (of `kinds`, default every kind) an earlier run left in the outbox."""
         return [self.deliver(d, now, retried=True) for d in runs.unsent_deliveries(self.conn, kinds=kinds)]
 
     def _note(self, d: runs.Delivery, state: str, error: str | None, retried: bool) -> DeliveryOutcome:
@@ -386,11 +346,11 @@ def alert_admin(ws: Workspace, subject: str, body: str, *, now: datetime, conn: 
     An alert that cannot be sent stays in the outbox and goes with the next run or collect;
     the same alert is queued at most once a day. If even that fails, the log says so loudly.
     """
-    settings = DeliverySettings.from_settings(ws.settings)
+    settings = ws.settings.delivery
     if not settings.admin:
         log.critical("%s — no [delivery] admin address is configured to tell: %s", subject, body.strip())
         return False
-    smtp = SmtpSettings.from_settings(ws.settings)
+    smtp = ws.settings.smtp
     own = conn is None
     conn = conn or ws.connect()
     try:

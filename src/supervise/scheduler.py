@@ -19,7 +19,8 @@ from typing import Any
 
 from .errors import SuperviseError
 from .jobs import tasks
-from .jobs.runner import PartialFailure, run_job
+from .jobs.locks import LockBusy
+from .jobs.runner import JobFailed, PartialFailure, record_failure, run_job
 from .jobs.schedule import Entry, Schedule, load_schedule
 from .periods import TZ, Kind
 from .store import runs
@@ -40,7 +41,7 @@ def workspace_schedule(ws: Workspace) -> Schedule:
 
 
 def misfire_grace(ws: Workspace) -> int:
-    return int(ws.settings.section("jobs").get("misfire_grace_seconds", 3600))
+    return ws.settings.jobs.misfire_grace
 
 
 # ------------------------------------------------------------------ firing one job
@@ -54,7 +55,12 @@ def fire(
     steps: tasks.Steps = tasks.DEFAULT_STEPS,
     origin: str = "scheduler",
 ) -> Any:
-    """Run one scheduled job now. Failures are already recorded and mailed: log, don't raise."""
+    """Run one scheduled job now, and never raise: the scheduler goes on with the next fire.
+
+    A job's own failures are recorded and mailed by `run_job`. One that fails before it gets
+    there (supervise.toml broken, the schedule or the due period unreadable) is recorded here
+    as an error run and the administrator told, the same way.
+    """
     ws = Workspace(home)  # fresh settings and registry on every fire: edits take effect
     now = clock()
     try:
@@ -67,10 +73,13 @@ def fire(
         if name == "catch_up":
             return catch_up(ws, now, steps=steps, clock=clock)
         raise SuperviseError(f"unknown job {name!r}")
-    except SuperviseError as exc:
+    except (JobFailed, LockBusy) as exc:  # already recorded (and the administrator told)
         log.error("%s: %s", name, exc)
-    except Exception:
-        log.exception("%s failed unexpectedly", name)
+    except Exception as exc:  # noqa: BLE001 - the scheduler must live on; recorded and alerted
+        try:
+            record_failure(ws, name, None, exc, now=now, origin=origin)
+        except Exception as again:  # noqa: BLE001 - not even the run log can be written
+            log.critical("%s failed (%s) and the failure could not be recorded: %s", name, exc, again)
     return None
 
 
@@ -153,8 +162,6 @@ def catch_up(
     clock: Callable[[], datetime] | None = None,
 ) -> CatchUpResult:
     """Run now what the schedule should have run while the server was down (or what failed)."""
-    from .jobs.locks import LockBusy
-    from .jobs.runner import JobFailed
     from .periods import parse_period
 
     def body(ctx: Any) -> CatchUpResult:

@@ -22,7 +22,6 @@ from .tasks import (
     collect,
     job_name,
     remind,
-    results_hash,
     run_due,
     run_period,
 )
@@ -42,7 +41,6 @@ __all__ = [
     "job_name",
     "load_schedule",
     "remind",
-    "results_hash",
     "run_due",
     "run_job",
     "run_period",

@@ -2,7 +2,8 @@
 
 The kernel drops a flock when its process dies (even by SIGKILL), so a crashed run never
 leaves a lock behind: there is no stale lock to clean up by hand. The file only carries the
-holder's pid and start time, for the message the next runner prints.
+holder's pid and the time its job runs as (`now`, if given), for the message the next runner
+prints.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 from ..errors import SuperviseError
+from ..periods import stamp
 
 LOCK_DIR = ".locks"
 WORKSPACE_LOCK = "workspace"
@@ -37,8 +40,13 @@ def lock_path(home: Path, name: str) -> Path:
 
 
 @contextmanager
-def hold(home: Path, name: str, *, wait: float = 0.0, poll: float = 0.05) -> Iterator[Path]:
-    """Hold `<home>/.locks/<name>.lock`, waiting up to `wait` seconds for another holder."""
+def hold(
+    home: Path, name: str, *, wait: float = 0.0, poll: float = 0.05, now: datetime | None = None
+) -> Iterator[Path]:
+    """Hold `<home>/.locks/<name>.lock`, waiting up to `wait` seconds for another holder.
+
+    `now` (the job's time) is written in the file for whoever finds the lock busy.
+    """
     path = lock_path(home, name)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -53,7 +61,8 @@ def hold(home: Path, name: str, *, wait: float = 0.0, poll: float = 0.05) -> Ite
                     raise LockBusy(name, _holder(path), wait) from None
                 time.sleep(poll)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        since = f" since {stamp(now)}" if now is not None else ""
+        os.pwrite(fd, f"pid {os.getpid()}{since}\n".encode(), 0)
         try:
             yield path
         finally:

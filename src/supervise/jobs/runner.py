@@ -75,7 +75,7 @@ def checkpoint(ws: Workspace, name: str) -> None:
 
 
 def lock_wait(ws: Workspace) -> float:
-    return float(ws.settings.section("jobs").get("lock_wait_seconds", 300.0))
+    return ws.settings.jobs.lock_wait
 
 
 def run_job(
@@ -94,9 +94,9 @@ def run_job(
     """Run `body` as one recorded, locked run of `job`. `clock` (if given) stamps the end."""
     wait = lock_wait(ws) if wait is None else wait
     try:
-        with hold(ws.home, job, wait=wait):
+        with hold(ws.home, job, wait=wait, now=now):
             if workspace_lock:
-                with hold(ws.home, WORKSPACE_LOCK, wait=wait):
+                with hold(ws.home, WORKSPACE_LOCK, wait=wait, now=now):
                     return _recorded(ws, job, period, body, now=now, origin=origin, clock=clock, alert=alert)
             return _recorded(ws, job, period, body, now=now, origin=origin, clock=clock, alert=alert)
     except LockBusy as exc:
@@ -151,6 +151,27 @@ def _recorded(
         conn.close()
 
 
+def record_failure(
+    ws: Workspace, job: str, period: str | None, exc: BaseException, *, now: datetime, origin: str
+) -> str:
+    """A job that failed before `run_job` could record it (its settings, its schedule ...).
+
+    Recorded as an error run like any other failure, and the administrator is told (or, if
+    even the settings to mail them cannot be read, the log says so critically). Returns the
+    one-line reason.
+    """
+    what = f"{job} {period}" if period else job
+    reason = _one_line(exc)
+    log.error("%s failed before it could start: %s", what, reason, exc_info=not isinstance(exc, SuperviseError))
+    conn = ws.connect()
+    try:
+        runs.start_run(conn, job, period, now, origin=origin, state="error", error=reason)
+        _alert(ws, conn, job, period, f"{what}: {reason}", now, True)
+    finally:
+        conn.close()
+    return reason
+
+
 def _detail(result: Any) -> dict[str, Any] | None:
     detail = getattr(result, "detail", None)
     return detail() if callable(detail) else None
@@ -178,7 +199,7 @@ def _alert(
 ) -> None:
     if not alert:
         return
-    from ..delivery import alert_admin
+    from ..delivery import alert_admin, mail_dir
 
     what = f"{job} {period}" if period else job
     body = (
@@ -188,7 +209,7 @@ def _alert(
         f"工作区 workspace: {ws.home}\n"
         f"原因 reason: {message}\n\n"
         f"运行记录 / run log: supervise --home {ws.home} runs\n"
-        f"未发出的邮件 / unsent mail: {ws.outbox_dir / 'mail'}\n"
+        f"未发出的邮件 / unsent mail: {mail_dir(ws)}\n"
         f"处理后可重新运行 / after fixing the cause, run the job again by hand:\n"
         f"  supervise --home {ws.home} {_again(job, period)}\n"
     )

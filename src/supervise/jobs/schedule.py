@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import SuperviseError
 from ..periods import TZ
+from ..workspace import ReminderDays
 
 JOB_NAMES = ("collect", "remind", "run_month", "run_quarter", "run_year", "catch_up")
 QUARTER_MONTHS = "1,4,7,10"
@@ -63,8 +64,8 @@ def placeholders(deadlines: dict[str, Any]) -> dict[str, str]:
     """The words schedule.toml may use, from supervise.toml [deadlines]."""
     monthly = int(deadlines["monthly_day"])
     quarterly = int(deadlines["quarterly_day"])
-    before = [int(n) for n in deadlines.get("remind_days_before", [])]
-    after = [int(n) for n in deadlines.get("remind_days_after", [])]
+    reminders = ReminderDays.of(deadlines)
+    before, after = reminders.before, reminders.after
 
     def days(what: str, due: int) -> str:
         out = sorted({due - n for n in before} | {due + n for n in after})

@@ -8,21 +8,27 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import logging
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..delivery import Attachment, DeliveryOutcome, Outbox, build_message, html_to_text
 from ..errors import SuperviseError
-from ..periods import TZ, Kind, Month, Period, Quarter
+from ..periods import TZ, Deadlines, Kind, Month, Period, Quarter
+from ..registry import Registry
 from ..workspace import Workspace
 from .reminders import Window, reminder_text, window_now, windows_at
 from .runner import JobContext, PartialFailure, run_job
+
+if TYPE_CHECKING:  # the steps' modules are imported when a job runs, not with this one
+    from ..assess.model import AssessmentResult
+    from ..bulletin.render import BulletinOutputs
+    from ..intake.ingest import IngestReport
+    from ..status import CountyStatus
 
 log = logging.getLogger("supervise.jobs")
 
@@ -30,25 +36,49 @@ log = logging.getLogger("supervise.jobs")
 # ------------------------------------------------------------------ the other areas
 
 
-def _collect_inbox(ws: Workspace, *, now: datetime) -> Any:
+class CollectInbox(Protocol):
+    def __call__(self, ws: Workspace, *, now: datetime) -> IngestReport: ...
+
+
+class RunAssessments(Protocol):
+    def __call__(self, ws: Workspace, period: Period, *, now: datetime) -> list[AssessmentResult]: ...
+
+
+class RenderBulletins(Protocol):
+    def __call__(
+        self, ws: Workspace, period: Period, results: list[AssessmentResult], *, now: datetime
+    ) -> BulletinOutputs: ...
+
+
+class ReportingStatus(Protocol):
+    def __call__(
+        self, conn: sqlite3.Connection, registry: Registry, period: Period, deadlines: Deadlines, /
+    ) -> list[CountyStatus]: ...
+
+
+def _collect_inbox(ws: Workspace, *, now: datetime) -> IngestReport:
     from ..intake.ingest import collect_inbox
 
     return collect_inbox(ws, now=now)
 
 
-def _run_assessments(ws: Workspace, period: Period, *, now: datetime) -> list[Any]:
-    from ..assess import run_assessments  # type: ignore[attr-defined]
+def _run_assessments(ws: Workspace, period: Period, *, now: datetime) -> list[AssessmentResult]:
+    from ..assess import run_assessments
 
-    return list(run_assessments(ws, period, now=now))
+    return run_assessments(ws, period, now=now)
 
 
-def _render_bulletins(ws: Workspace, period: Period, results: list[Any], *, now: datetime) -> Any:
-    from ..bulletin import render_bulletins  # type: ignore[attr-defined]
+def _render_bulletins(
+    ws: Workspace, period: Period, results: list[AssessmentResult], *, now: datetime
+) -> BulletinOutputs:
+    from ..bulletin import render_bulletins
 
     return render_bulletins(ws, period, results, now=now)
 
 
-def _reporting_status(conn: Any, registry: Any, period: Period, deadlines: Any) -> list[Any]:
+def _reporting_status(
+    conn: sqlite3.Connection, registry: Registry, period: Period, deadlines: Deadlines, /
+) -> list[CountyStatus]:
     from ..status import reporting_status
 
     return reporting_status(conn, registry, period, deadlines)
@@ -58,20 +88,17 @@ def _reporting_status(conn: Any, registry: Any, period: Period, deadlines: Any) 
 class Steps:
     """The library calls a job makes, replaceable in tests."""
 
-    collect_inbox: Callable[..., Any] = _collect_inbox
-    run_assessments: Callable[..., list[Any]] = _run_assessments
-    render_bulletins: Callable[..., Any] = _render_bulletins
-    reporting_status: Callable[..., list[Any]] = _reporting_status
+    collect_inbox: CollectInbox = _collect_inbox
+    run_assessments: RunAssessments = _run_assessments
+    render_bulletins: RenderBulletins = _render_bulletins
+    reporting_status: ReportingStatus = _reporting_status
 
 
 DEFAULT_STEPS = Steps()
 
 
-def _ingest_summary(report: Any) -> dict[str, Any]:
-    doc = report.to_json() if hasattr(report, "to_json") else dict(report or {})
-    summary = dict(doc.get("summary", {}))
-    summary.setdefault("files", len(doc.get("files", [])))
-    return summary
+def _ingest_summary(report: IngestReport) -> dict[str, Any]:
+    return dict(report.to_json()["summary"])
 
 
 # ------------------------------------------------------------------ collect
@@ -127,15 +154,20 @@ def _failed_message(failed: Sequence[DeliveryOutcome]) -> str:
 @dataclass
 class RunResult:
     period: Period
-    results: list[Any]
-    outputs: Any
+    results: list[AssessmentResult]
+    outputs: BulletinOutputs
     ingest: dict[str, Any]
-    content_hash: str
     deliveries: list[DeliveryOutcome] = field(default_factory=list)
     delivered: bool = True
 
+    @property
+    def content_hash(self) -> str:
+        """The bulletin's own hash (see `render_bulletins`): what the delivery log keys on."""
+        return self.outputs.content_hash
+
     def output_paths(self) -> dict[str, str | None]:
-        return {k: _path(getattr(self.outputs, k, None)) for k in ("xlsx", "html", "json")}
+        o = self.outputs
+        return {"xlsx": str(o.xlsx), "html": str(o.html), "json": str(o.json)}
 
     def to_json(self) -> dict[str, Any]:
         """The SPEC §10 run document, plus `ingest` and `delivery`."""
@@ -156,22 +188,12 @@ class RunResult:
             "content_hash": self.content_hash,
             "outputs": self.output_paths(),
             "assessments": [
-                {"rulebook": r.rulebook, "version": r.version, "inputs_hash": getattr(r, "inputs_hash", "")}
+                {"rulebook": r.rulebook, "version": r.version, "inputs_hash": r.inputs_hash}
                 for r in self.results
             ],
             "ingest": self.ingest,
             "deliveries": [d.to_json() for d in self.deliveries],
         }
-
-
-def _path(p: Any) -> str | None:
-    return str(p) if p else None
-
-
-def results_hash(results: Sequence[Any]) -> str:
-    """What a bulletin says: the same results give the same hash, whenever they are computed."""
-    doc = [r.to_json() for r in results]
-    return hashlib.sha256(json.dumps(doc, ensure_ascii=False, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def job_name(kind: Kind) -> str:
@@ -192,9 +214,10 @@ def run_period(
 ) -> RunResult:
     """The whole period job: collect, assess, render, deliver.
 
-    Idempotent: the same inputs give the same results and the same content hash, and a
-    bulletin already sent with that hash is not sent again (unless `resend`). Changed results
-    are a correction and go out again.
+    Idempotent: the same inputs give the same bulletin, byte for byte, and a bulletin already
+    sent with that content hash is not sent again (unless `resend`). Any change in what the
+    bulletin prints (results, cluster tables, goals, reporting status) is a correction and
+    goes out again.
     """
 
     def body(ctx: JobContext) -> RunResult:
@@ -209,11 +232,12 @@ def run_period(
         ctx.checkpoint("assessed")
         outputs = steps.render_bulletins(ws, period, results, now=now)
         ctx.checkpoint("rendered")
-        result = RunResult(period, results, outputs, ingest, results_hash(results), delivered=deliver)
+        result = RunResult(period, results, outputs, ingest, delivered=deliver)
         if not deliver:
             return result
         outbox = Outbox.open(ws, ctx.conn, checkpoint=ctx.checkpoint)
         recipients = outbox.settings.recipients
+        issuer = ws.settings.bureau.issuer
         if not recipients:
             log.warning("no [delivery] recipients configured: the bulletin for %s is not mailed", period)
         for recipient in recipients:
@@ -221,9 +245,11 @@ def run_period(
                 kind="bulletin",
                 period=str(period),
                 recipient=recipient,
-                subject=_title(outputs, period),
+                subject=outputs.title,
                 content_hash=result.content_hash,
-                message=functools.partial(bulletin_message, ws, outputs, period, recipient, now=now),
+                message=functools.partial(
+                    bulletin_message, outputs, recipient, sender=outbox.smtp.sender, issuer=issuer, now=now
+                ),
                 now=now,
                 job_run_id=ctx.run_id,
                 resend=resend,
@@ -248,42 +274,15 @@ def run_due(ws: Workspace, kind: Kind, *, now: datetime, **kw: Any) -> RunResult
     return run_period(ws, ws.settings.deadlines.due_now(kind, now), now=now, **kw)
 
 
-def _title(outputs: Any, period: Period) -> str:
-    title = getattr(outputs, "title", "") or ""
-    return str(title) or f"{period.label}县域特色产业集群督导考核通报"
-
-
-def _attachment_names(outputs: Any, period: Period) -> dict[str, str]:
-    """The Chinese file names the recipient sees, from the bulletin (or its title)."""
-    names = getattr(outputs, "attachment_names", None)
-    if isinstance(names, dict) and names:
-        return {str(k): str(v) for k, v in names.items()}
-    title = _title(outputs, period)
-    return {"xlsx": f"{title}.xlsx", "html": f"{title}.html"}
-
-
 def bulletin_message(
-    ws: Workspace, outputs: Any, period: Period, recipient: str, *, now: datetime
+    outputs: BulletinOutputs, recipient: str, *, sender: str, issuer: str, now: datetime
 ) -> EmailMessage:
     """The bulletin mail: title as subject, the mail-friendly HTML as body, files attached."""
-    from ..delivery import SmtpSettings
-
-    smtp = SmtpSettings.from_settings(ws.settings)
-    email_html = getattr(outputs, "email_html", None)
-    html = Path(email_html).read_text(encoding="utf-8") if email_html else None
-    if html is None and getattr(outputs, "html", None):
-        html = Path(outputs.html).read_text(encoding="utf-8")
-    names = _attachment_names(outputs, period)
-    attachments = [
-        Attachment(Path(getattr(outputs, key)), names.get(key, Path(getattr(outputs, key)).name))
-        for key in ("xlsx", "html")
-        if getattr(outputs, key, None)
-    ]
-    text = html_to_text(html) if html else _title(outputs, period) + "\n"
-    issuer = str(ws.settings.section("bureau").get("issuer", ""))
+    html = outputs.email_html.read_text(encoding="utf-8")
     return build_message(
-        sender=smtp.sender, recipient=recipient, subject=_title(outputs, period), text=text, html=html,
-        attachments=attachments, now=now, sender_name=issuer,
+        sender=sender, recipient=recipient, subject=outputs.title, text=html_to_text(html), html=html,
+        attachments=[Attachment(path, name) for path, name in outputs.attachments], now=now,
+        sender_name=issuer,
     )
 
 
@@ -309,11 +308,6 @@ class RemindResult:
         return self.detail()
 
 
-def _remind_days(ws: Workspace) -> tuple[list[int], list[int]]:
-    d = ws.settings.section("deadlines")
-    return [int(n) for n in d.get("remind_days_before", [])], [int(n) for n in d.get("remind_days_after", [])]
-
-
 def remind(
     ws: Workspace,
     now: datetime,
@@ -330,7 +324,8 @@ def remind(
     is reminded once per window; running again in the same window sends nothing.
     """
     deadlines = ws.settings.deadlines
-    before, after = _remind_days(ws)
+    days = ws.settings.reminder_days
+    before, after = days.before, days.after
     if period is None:
         windows = windows_at(now, deadlines, before, after)
     elif isinstance(period, (Month, Quarter)):
@@ -343,7 +338,7 @@ def remind(
         outbox = Outbox.open(ws, ctx.conn)
         for w in windows:
             _remind_window(ws, ctx, outbox, w, result, steps)
-        outbox.flush(now, kinds=("reminder", "bulletin", "alert"))
+        outbox.flush(now)
         result.deliveries += outbox.outcomes
         if outbox.failed:
             raise PartialFailure(_failed_message(outbox.failed), result)
@@ -359,7 +354,7 @@ def _remind_window(
     registry = ws.registry
     statuses = steps.reporting_status(ctx.conn, registry, w.period, ws.settings.deadlines)
     result.windows.append({"period": str(w.period), "window": w.key, "due_day": w.due_day.isoformat()})
-    bureau = ws.settings.section("bureau")
+    bureau = ws.settings.bureau
     today = ctx.now.astimezone(TZ).date()
     for s in statuses:
         if s.state not in ("missing", "rejected"):
@@ -375,12 +370,12 @@ def _remind_window(
             county_name=s.county_name,
             period=w.period,
             state=s.state,
-            reason=getattr(s, "reason", ""),
+            reason=s.reason,
             clusters=[c.name for c in registry.clusters_of(s.county_code)],
             due_day=w.due_day,
             today=today,
-            issuer=str(bureau.get("issuer", "")),
-            city=str(bureau.get("city", "")),
+            issuer=bureau.issuer,
+            city=bureau.city,
         )
         key = hashlib.sha256(f"{w.period}|{w.key}|{s.county_code}".encode()).hexdigest()
         for address in emails:
@@ -392,7 +387,7 @@ def _remind_window(
                 content_hash=key,
                 message=functools.partial(
                     build_message, sender=outbox.smtp.sender, recipient=address, subject=subject,
-                    text=text, now=ctx.now, sender_name=str(bureau.get("issuer", "")),
+                    text=text, now=ctx.now, sender_name=bureau.issuer,
                 ),
                 now=ctx.now,
                 job_run_id=ctx.run_id,

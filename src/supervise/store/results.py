@@ -68,9 +68,10 @@ def save_result(conn: sqlite3.Connection, result: AssessmentResult, *, now: date
     Idempotent: for an inputs_hash already on record the stored row is returned (with its first
     `issued_at`) and only its `assessed_at` moves to `now`.
     """
+    from ..periods import stamp as _stamp
     from . import transaction
 
-    stamp = now.isoformat(timespec="seconds")
+    stamp = _stamp(now)
     with transaction(conn):
         row = conn.execute(
             "SELECT id FROM assessments WHERE rulebook = ? AND period = ? AND inputs_hash = ?",

@@ -1,7 +1,7 @@
 """Job runs and deliveries: the run log, the outbox and each recipient's delivery.
 
-Times are stored as ISO-8601 strings in Asia/Shanghai with a fixed format
-(`2025-04-06T08:00:00+08:00`), so comparing the strings compares the instants.
+Times are stored with `periods.stamp` (`2025-04-06T08:00:00+08:00`), so comparing the
+strings compares the instants.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..periods import TZ
+from ..periods import stamp  # callers read stored times' format from here too
 
 SCHEMA = """
 CREATE TABLE job_runs (
@@ -51,12 +51,6 @@ CREATE INDEX deliveries_state ON deliveries (state);
 """
 
 RUN_STATES = ("running", "success", "error", "skipped")
-
-
-def stamp(now: datetime) -> str:
-    """The one stored time format (see the module docstring)."""
-    aware = now if now.tzinfo is not None else now.replace(tzinfo=TZ)
-    return aware.astimezone(TZ).isoformat(timespec="seconds")
 
 
 # ------------------------------------------------------------------ job runs
@@ -339,29 +333,33 @@ def find_deliveries(
 
 
 def supersede_unsent(
-    conn: sqlite3.Connection, *, kind: str, period: str | None, recipient: str, keep_hash: str
+    conn: sqlite3.Connection, *, kind: str, period: str | None, recipient: str, keep_hash: str | None = None
 ) -> list[Delivery]:
-    """Unsent mail of older content for the same recipient and period: replaced, never sent."""
+    """Unsent mail for the same recipient and period, replaced and never to be sent.
+
+    With `keep_hash`, mail of that content is kept (only older content goes); without it,
+    every unsent mail goes (a new copy is about to be queued).
+    """
     old = [
         d
         for d in find_deliveries(
             conn, kind=kind, period=period, recipient=recipient, states=("pending", "failed")
         )
-        if d.content_hash != keep_hash
+        if keep_hash is None or d.content_hash != keep_hash
     ]
     for d in old:
         conn.execute("UPDATE deliveries SET state = 'superseded' WHERE id = ?", (d.id,))
     return old
 
 
-def unsent_deliveries(conn: sqlite3.Connection, *, kinds: Iterable[str] = ("bulletin", "reminder")) -> list[Delivery]:
-    """Mail waiting in the outbox (pending or failed), oldest first."""
-    kinds = tuple(kinds)
-    rows = conn.execute(
-        "SELECT * FROM deliveries WHERE state IN ('pending', 'failed')"
-        f" AND kind IN ({','.join('?' * len(kinds))}) ORDER BY id",
-        kinds,
-    ).fetchall()
+def unsent_deliveries(conn: sqlite3.Connection, *, kinds: Iterable[str] | None = None) -> list[Delivery]:
+    """Mail waiting in the outbox (pending or failed), oldest first: of `kinds`, else every kind."""
+    sql = "SELECT * FROM deliveries WHERE state IN ('pending', 'failed')"
+    args: tuple[str, ...] = ()
+    if kinds is not None:
+        args = tuple(kinds)
+        sql += f" AND kind IN ({','.join('?' * len(args))})"
+    rows = conn.execute(sql + " ORDER BY id", args).fetchall()
     return [_delivery(r) for r in rows]
 
 
