@@ -18,10 +18,13 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_scale import HERE, MONTH, run_timed, write_registry  # noqa: E402
+
+SETTLE_SECONDS = 3
 
 
 def pristine(root: Path, n: int, supervise: str) -> Path:
@@ -44,6 +47,10 @@ def fresh(root: Path, n: int, base: Path) -> Path:
         box = home / "inbox" / code
         box.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(f, box / name)
+    # Let the copies (and the removal of the previous workspace) reach the disk first: on a
+    # small virtual disk their write-back otherwise slows down every file the ingest creates.
+    os.sync()
+    time.sleep(SETTLE_SECONDS)
     return home
 
 

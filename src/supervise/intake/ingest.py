@@ -299,6 +299,7 @@ class _Ingest:
         self.dry_run = dry_run
         self.source = source
         self.period = period
+        self.ingested_at = _iso(now)
         self.registry = ws.registry
         self.limits = Limits.from_settings(ws.settings.limits)
         self.rules = Rules.from_settings(ws.settings.validation)
@@ -458,7 +459,7 @@ class _Ingest:
             format=res.format,
             template_version=v.template_version if v else None,
             received_at=received,
-            ingested_at=_iso(self.now),
+            ingested_at=self.ingested_at,
             verdict=res.verdict,
             values=v.values if (v is not None and accepted) else [],
             problems=[(p.severity, p.code, p.sheet, p.cell, p.cluster_code, p.indicator, p.message)
@@ -493,7 +494,7 @@ class _Ingest:
                     "SELECT archive_path FROM files WHERE sha256 = ?", (sha,)).fetchone()
                 res.archive_path = file_row[0] if file_row else None
                 store.record_unchanged(self.conn, row=row, file_name=name, sender_code=sender,
-                                       at=_iso(self.now), actor=self.source)
+                                       at=self.ingested_at, actor=self.source)
                 res.recorded = res.archive_path is not None and (self.ws.home / res.archive_path).exists()
             return True
         return False

@@ -21,6 +21,7 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 import python_calamine as calamine
@@ -460,6 +461,12 @@ def _norm_label(v: Any) -> str:
     return s
 
 
+@lru_cache(maxsize=4096)
+def _meta_key(label: str) -> str | None:
+    """The metadata key a label names (the same few labels in every file: memoised)."""
+    return _META_KEYS.get(_norm_label(label))
+
+
 def _locate(grid: list[list[Any]], fmt: str, sheet: str, known_codes: set[str]) -> ReadResult | None:
     """Find the code row, the data rows and the metadata in one sheet's grid (None: no codes here)."""
     header = None
@@ -477,7 +484,7 @@ def _locate(grid: list[list[Any]], fmt: str, sheet: str, known_codes: set[str]) 
         for c, v in enumerate(row):
             if not v or not isinstance(v, str):
                 continue
-            key = _META_KEYS.get(_norm_label(v))
+            key = _meta_key(v)
             if key is None or key in res.meta:
                 continue
             for c2 in range(c + 1, len(row)):
