@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import timedelta
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 
 from ..periods import Month, Period, Quarter, parse_period
 from ..registry import Indicator, Registry
-from ..workspace import Workspace
+from ..workspace import Workspace, atomic_write
 from .layout import (
     CLUSTER_CODE_HEADER,
     CLUSTER_NAME_HEADER,
@@ -66,17 +67,19 @@ _UNLOCKED = Protection(locked=False)
 _SAFE_NAME = re.compile(r"[^0-9A-Za-z\u4e00-\u9fff_-]+")
 
 
-def dataset_of(period: Period) -> str:
-    if isinstance(period, Month):
-        return "monthly"
-    if isinstance(period, Quarter):
-        return "quarterly"
-    raise ValueError(f"templates exist for months and quarters, not {period}")
-
-
 def title_of(period: Period) -> str:
-    kind = "集群发展月报" if isinstance(period, Month) else "集群季度更新"
+    kind = "发展月报" if isinstance(period, Month) else "季度更新"
     return f"{period.label}县域特色产业集群{kind}"
+
+
+def _text_cell(sh: Any, row: int, col: int, value: Any) -> Any:
+    """Write one cell; a string is always literal text, never a formula (a registry label or
+    help text starting with "=" stays text)."""
+    cell = sh.cell(row, col)
+    cell.value = value
+    if isinstance(value, str):
+        cell.data_type = "s"
+    return cell
 
 
 def rule_text(ind: Indicator, max_text_chars: int) -> str:
@@ -111,7 +114,9 @@ def write_templates(
 ) -> list[dict[str, str]]:
     """Write one blank template per (assessed) county, or only `county_code`'s."""
     p = parse_period(str(period)) if isinstance(period, str) else period
-    dataset = dataset_of(p)
+    if not isinstance(p, (Month, Quarter)):
+        raise ValueError(f"templates exist for months and quarters, not {p}")
+    dataset = p.dataset
     reg = ws.registry
     if county_code is not None:
         if county_code not in reg.counties:
@@ -130,9 +135,9 @@ def write_templates(
         path = out_dir / template_name(county.code, county.name, p)
         wb = build_template(reg, county.code, p, dataset, deadline_text=_deadline_text(deadline),
                             max_text_chars=max_text)
-        tmp = path.with_suffix(".xlsx.tmp")
-        wb.save(tmp)
-        tmp.replace(path)
+        buf = BytesIO()
+        wb.save(buf)
+        atomic_write(path, buf.getvalue())
         out.append({"county_code": county.code, "period": str(p), "path": str(path)})
     return out
 
@@ -160,7 +165,7 @@ def build_template(
     ncols = 2 + len(indicators)
 
     # Title
-    sh.cell(TITLE_ROW, 1, title_of(period)).font = Font(bold=True, size=14)
+    _text_cell(sh, TITLE_ROW, 1, title_of(period)).font = Font(bold=True, size=14)
     sh.merge_cells(start_row=TITLE_ROW, start_column=1, end_row=TITLE_ROW, end_column=max(ncols, 8))
     sh.cell(TITLE_ROW, 1).alignment = Alignment(horizontal="center", vertical="center")
     sh.row_dimensions[TITLE_ROW].height = 28
@@ -175,6 +180,7 @@ def build_template(
     for key, (label_ref, value_ref) in META_CELLS.items():
         lc = sh[label_ref]
         lc.value = META_LABELS[key]
+        lc.data_type = "s"
         lc.font = Font(bold=True)
         lc.fill = _META_FILL
         lc.border = _BORDER
@@ -192,7 +198,7 @@ def build_template(
         "累计指标填本年1月至报告期末的累计数；没有的填0，不要留空；不要修改灰色单元格、"
         "第5行的指标代码和A列的集群代码。各项要求见“填报说明”表。"
     )
-    nc = sh.cell(NOTE_ROW, 1, note)
+    nc = _text_cell(sh, NOTE_ROW, 1, note)
     nc.alignment = Alignment(wrap_text=True, vertical="top")
     nc.font = Font(color="C00000")
     sh.merge_cells(start_row=NOTE_ROW, start_column=1, end_row=NOTE_ROW, end_column=max(ncols, 8))
@@ -202,12 +208,12 @@ def build_template(
     heads = [("集群代码", CLUSTER_CODE_HEADER), ("集群名称", CLUSTER_NAME_HEADER)]
     heads += [(ind.header, ind.code) for ind in indicators]
     for col, (label, code) in enumerate(heads, start=1):
-        lc = sh.cell(LABEL_ROW, col, label)
+        lc = _text_cell(sh, LABEL_ROW, col, label)
         lc.font = Font(bold=True)
         lc.fill = _HEAD_FILL
         lc.border = _BORDER
         lc.alignment = Alignment(wrap_text=True, horizontal="center", vertical="center")
-        cc = sh.cell(CODE_ROW, col, code)
+        cc = _text_cell(sh, CODE_ROW, col, code)
         cc.font = Font(color="808080", size=9)
         cc.fill = _META_FILL
         cc.border = _BORDER
@@ -222,10 +228,8 @@ def build_template(
     last_row = FIRST_DATA_ROW + len(clusters) - 1
     for i, cl in enumerate(clusters):
         r = FIRST_DATA_ROW + i
-        a = sh.cell(r, 1, cl.code)
-        a.data_type = "s"
-        b = sh.cell(r, 2, cl.name)
-        b.data_type = "s"
+        a = _text_cell(sh, r, 1, cl.code)
+        b = _text_cell(sh, r, 2, cl.name)
         for c in (a, b):
             c.fill = _META_FILL
             c.border = _BORDER
@@ -311,14 +315,14 @@ def _write_help(
         "可以用 Excel、WPS 或 LibreOffice 填写并保存为 .xlsx、.xls 或 .ods 格式；请勿加密文件或设置打开密码。",
     ]
     for i, text in enumerate(lines, start=1):
-        c = sh.cell(i, 1, text)
+        c = _text_cell(sh, i, 1, text)
         c.alignment = Alignment(wrap_text=False)
         if i == 1:
             c.font = Font(bold=True, size=13)
     start = len(lines) + 2
     heads = ["序号", "指标名称", "指标代码", "单位", "类型", "填写要求", "说明"]
     for col, h in enumerate(heads, start=1):
-        c = sh.cell(start, col, h)
+        c = _text_cell(sh, start, col, h)
         c.font = Font(bold=True)
         c.fill = _HEAD_FILL
         c.border = _BORDER
@@ -327,13 +331,11 @@ def _write_help(
         row = [i, ind.label, ind.code, ind.unit, kinds.get(ind.kind, ind.kind),
                rule_text(ind, max_text_chars), ind.help]
         for col, v in enumerate(row, start=1):
-            c = sh.cell(start + i, col, v)
-            if isinstance(v, str):
-                c.data_type = "s"
+            c = _text_cell(sh, start + i, col, v)
             c.border = _BORDER
             c.alignment = Alignment(wrap_text=True, vertical="top")
     extra = start + len(indicators) + 2
-    sh.cell(extra, 1, "交叉校验：规上工业企业数、入园进区企业数均不得大于集群企业总数；"
+    _text_cell(sh, extra, 1, "交叉校验：规上工业企业数、入园进区企业数均不得大于集群企业总数；"
                       "百分比填0到100之间的数。").alignment = Alignment(wrap_text=False)
     for letter, w in zip("ABCDEFG", (6, 30, 24, 8, 10, 34, 60), strict=True):
         sh.column_dimensions[letter].width = w
