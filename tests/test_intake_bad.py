@@ -157,7 +157,8 @@ def csv_case(**change: Any) -> Callable[[Workspace, Path], Path]:
     return fn
 
 
-# (id, make file, expected code, where, cluster, indicator)
+# (id, make file, expected code, place (sheet!cell, CSV line or file), cluster, indicator);
+# the JSON `where` joins the parts that apply: "填报表!I6 / CZ01 / revenue_ytd".
 CASES: list[tuple[str, Callable[[Workspace, Path], Path], str, str | None, str | None, str | None]] = [
     ("garbage", write("x.xlsx", b"this is not a workbook at all"), "file_unreadable", "文件", None, None),
     ("empty", write("empty.xlsx", b""), "file_unreadable", "文件", None, None),
@@ -207,16 +208,16 @@ CASES: list[tuple[str, Callable[[Workspace, Path], Path], str, str | None, str |
      "empty_value", "填报表!N9", "CZ04", "employees"),
     ("formula_without_value", formula, "formula_without_value", "填报表!I7", "CZ02", "revenue_ytd"),
     ("csv_text", csv_case(line=2, row=(HUANGHUA, "2025-03", "CZ01", "ent_total", "一百")),
-     "not_a_number", "第2行", "CZ01", "ent_total"),
+     "not_a_number", "CSV第2行", "CZ01", "ent_total"),
     ("csv_other_county_line", csv_case(line=5, row=(RENQIU, "2025-03", "CZ01", "ent_in_park", 61)),
-     "county_mismatch", "第5行", None, None),
+     "county_mismatch", "CSV第5行", None, None),
     ("csv_duplicate", csv_case(append=(HUANGHUA, "2025-03", "CZ02", "tax_ytd", 1)),
-     "duplicate_row", "第62行", "CZ02", "tax_ytd"),
+     "duplicate_row", "CSV第62行", "CZ02", "tax_ytd"),
     ("csv_unknown_indicator", csv_case(append=(HUANGHUA, "2025-03", "CZ02", "revenu_ytd", 1)),
-     "unknown_indicator", "第62行", None, "revenu_ytd"),
+     "unknown_indicator", "CSV第62行", None, "revenu_ytd"),
     ("csv_missing_value", csv_case(drop=("CZ03", "rd_ytd")), "empty_value", "CSV", "CZ03", "rd_ytd"),
     ("csv_bad_period", csv_case(line=2, row=(HUANGHUA, "2025-3月", "CZ01", "ent_total", 101)),
-     "period_mismatch", "第2行", None, None),
+     "period_mismatch", "CSV第2行", None, None),
 ]
 
 
@@ -235,7 +236,8 @@ def test_bad_file_is_rejected_where_it_is_wrong_and_changes_nothing(
     matching = [p for p in f.problems if p.code == code]
     assert matching, [(p.code, p.where, p.message) for p in f.problems]
     p = matching[0]
-    assert p.where == where
+    assert p.place == where
+    assert p.where == " / ".join(x for x in (where, cluster, indicator) if x)
     assert p.cluster_code == cluster
     assert p.indicator == indicator
     assert p.message and any("\u4e00" <= ch <= "\u9fff" for ch in p.message)
@@ -256,9 +258,10 @@ def test_bad_file_is_rejected_where_it_is_wrong_and_changes_nothing(
 def test_message_names_row_cluster_label_and_what_was_written(base: Workspace, tmp_path: Path) -> None:
     path = good(base, tmp_path, CZ02__revenue_ytd="约三千")
     f = ingest_files(base, [path], county=HUANGHUA, now=NOW).files[0]
-    assert f.problems[0].message.startswith("第7行（CZ02 模具）“营业收入（本年累计）”应为数字，实际填写了“约三千”")
+    assert f.problems[0].message.startswith(
+        "第7行（CZ02 模具）“营业收入（本年累计）”(revenue_ytd)应为数字，实际填写了“约三千”")
     assert f.to_json()["problems"][0] | {} == {
-        "code": "not_a_number", "where": "填报表!I7", "message": f.problems[0].message,
+        "code": "not_a_number", "where": "填报表!I7 / CZ02 / revenue_ytd", "message": f.problems[0].message,
         "severity": "error", "sheet": "填报表", "cell": "I7", "cluster_code": "CZ02",
         "indicator": "revenue_ytd",
     }
@@ -276,7 +279,7 @@ def test_percent_out_of_range_in_quarterly(ws: Workspace, tmp_path: Path) -> Non
     f = ingest_files(ws, [path], county=HUANGHUA, now=at("2025-04-08 10:00")).files[0]
     assert f.verdict == "rejected"
     assert [(p.code, p.where, p.cluster_code, p.indicator) for p in f.problems] == [
-        ("percent_out_of_range", "填报表!H7", "CZ02", "digital_rate")]
+        ("percent_out_of_range", "填报表!H7 / CZ02 / digital_rate", "CZ02", "digital_rate")]
 
 
 def test_optional_text_may_be_empty_but_numbers_may_not(ws: Workspace, tmp_path: Path) -> None:
@@ -311,3 +314,35 @@ def test_expected_period(base: Workspace, tmp_path: Path) -> None:
     f = ingest_files(base, [path], county=HUANGHUA, now=NOW, period="2025-02").files[0]
     assert f.verdict == "rejected"
     assert [(p.code, p.where) for p in f.problems] == [("period_mismatch", "填报表!F2")]
+
+
+def test_where_names_sheet_cell_cluster_and_indicator_and_messages_name_the_code(
+        base: Workspace, tmp_path: Path) -> None:
+    path = good(base, tmp_path, CZ01__ent_total="多", CZ02__employees=None, CZ03__ent_above=900)
+    doc = ingest_files(base, [path], county=HUANGHUA, now=NOW).to_json()
+    got = {(p["code"], p["where"]) for p in doc["files"][0]["problems"]}
+    assert got == {("not_a_number", "填报表!C6 / CZ01 / ent_total"),
+                   ("empty_value", "填报表!N7 / CZ02 / employees"),
+                   ("ent_above_gt_total", "填报表!D8 / CZ03 / ent_above")}
+    for p in doc["files"][0]["problems"]:
+        assert f"({p['indicator']})" in p["message"], p["message"]
+    assert "“集群企业总数”(ent_total)" in next(p["message"] for p in doc["files"][0]["problems"]
+                                              if p["code"] == "ent_above_gt_total")
+
+
+def test_csv_where_names_the_line_also_when_the_same_file_comes_again(
+        base: Workspace, tmp_path: Path) -> None:
+    bad = csv_case(line=5, row=(HUANGHUA, "2025-03", "CZ01", "ent_above_upgraded_ytd", "一"))(base, tmp_path)
+    f = ingest_files(base, [bad], county=HUANGHUA, now=NOW).files[0]
+    assert [(p.code, p.where) for p in f.problems] == [("not_a_number", "CSV第5行 / CZ01 / ent_above_upgraded_ytd")]
+    # April, with a year-to-date value below March's: accepted with a warning at its CSV line.
+    values = monthly_values(base.registry, HUANGHUA)
+    values["CZ01"]["revenue_ytd"] = 4000
+    april = long_csv(csv_rows(HUANGHUA, "2025-04", values), tmp_path / "april.csv")
+    line = 2 + [(r[2], r[3]) for r in csv_rows(HUANGHUA, "2025-04", values)].index(("CZ01", "revenue_ytd"))
+    expected = [("ytd_decreased", f"CSV第{line}行 / CZ01 / revenue_ytd")]
+    first = ingest_files(base, [april], county=HUANGHUA, now=at("2025-05-02 10:00")).files[0]
+    again = ingest_files(base, [april], county=HUANGHUA, now=at("2025-05-03 10:00")).files[0]
+    assert (first.verdict, again.unchanged) == ("warning", True)
+    assert [(p.code, p.where) for p in first.problems] == expected
+    assert [(p.code, p.where) for p in again.problems] == expected

@@ -50,9 +50,9 @@ def test_warnings_ytd_decrease_jump_and_unit_slip(feb: Workspace, tmp_path: Path
     assert f.verdict == "warning"
     got = [(p.code, p.severity, p.where, p.cluster_code, p.indicator) for p in f.problems]
     assert got == [
-        ("ytd_decreased", "warning", "填报表!I6", "CZ01", "revenue_ytd"),
-        ("jump", "warning", "填报表!N7", "CZ02", "employees"),
-        ("unit_slip", "warning", "填报表!L8", "CZ03", "tax_ytd"),
+        ("ytd_decreased", "warning", "填报表!I6 / CZ01 / revenue_ytd", "CZ01", "revenue_ytd"),
+        ("jump", "warning", "填报表!N7 / CZ02 / employees", "CZ02", "employees"),
+        ("unit_slip", "warning", "填报表!L8 / CZ03 / tax_ytd", "CZ03", "tax_ytd"),
     ]
     assert "小于上月（2025-02）的累计数5000.5" in f.problems[0].message
     assert "元" in f.problems[2].message
@@ -242,7 +242,7 @@ def test_cli_templates_ingest_status_history_reject(ws: Workspace, tmp_path: Pat
     assert [(f["verdict"], f["county_code"], f["period"]) for f in doc["files"]] == [
         ("rejected", HUANGHUA, "2025-03"), ("accepted", HUANGHUA, "2025-03")]
     p = doc["files"][0]["problems"][0]
-    assert (p["code"], p["where"]) == ("negative_count", "填报表!C8")
+    assert (p["code"], p["where"]) == ("negative_count", "填报表!C8 / CZ03 / ent_total")
     assert doc["summary"]["values"] == 60 and doc["summary"]["rejected"] == 1
 
     r = runner.invoke(cli, [*home, "status", "--month", "2025-03", "--json"])

@@ -197,7 +197,7 @@ def test_libreoffice_round_trip(converted: dict[str, Any], tmp_path: Path, fmt: 
     assert stored(ws, "2025-03") == as_stored(converted["month"])
     assert stored(ws, "2025Q1") == as_stored(converted["quarter"])
     p = report.files[2].problems[0]
-    assert (p.code, p.where, p.cluster_code, p.indicator) == ("not_a_number", "填报表!I7", "CZ02", "revenue_ytd")
+    assert (p.code, p.where, p.cluster_code, p.indicator) == ("not_a_number", "填报表!I7 / CZ02 / revenue_ytd", "CZ02", "revenue_ytd")
 
 
 @pytest.mark.libreoffice
@@ -218,7 +218,7 @@ def test_ods_formula_without_value(converted: dict[str, Any], tmp_path: Path) ->
     out = rewrite_part(src, "content.xml", fn, tmp_path / "f.ods")
     f = ingest_files(ws, [out], county=HUANGHUA, now=NOW).files[0]
     assert f.verdict == "rejected"
-    assert [(p.code, p.where) for p in f.problems] == [("formula_without_value", "填报表!I7")]
+    assert [(p.code, p.where) for p in f.problems] == [("formula_without_value", "填报表!I7 / CZ02 / revenue_ytd")]
 
 
 def test_inbox_collects_every_county_folder_and_skips_temp_files(ws: Workspace, tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ from ..errors import SuperviseError
 from ..periods import TZ, Period, parse_period
 from ..store import submissions as store
 from ..workspace import Workspace
-from .problems import ERROR, FileRejected, Problem
+from .problems import ERROR, FileRejected, Problem, csv_place_of
 from .readers import Limits, archive_extension, read_submission
 from .validate import RegistryIndex, Rules, Validated, apply_history, validate
 
@@ -485,8 +485,10 @@ class _Ingest:
             res.format = row.format
             res.received_at = row.received_at
             res.values = row.n_values
+            csv = row.format == "csv"
             res.problems = [
-                Problem(p.code, p.message, p.severity, p.sheet, p.cell, p.cluster_code, p.indicator)
+                Problem(p.code, p.message, p.severity, p.sheet, p.cell, p.cluster_code, p.indicator,
+                        where_text=csv_place_of(p.cell) if csv and p.sheet is None and p.cell else None)
                 for p in store.problems_of(self.conn, row.id)
             ]
             if not self.dry_run:

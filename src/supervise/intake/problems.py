@@ -22,6 +22,7 @@ CODES: dict[str, str] = {
     "county_mismatch": "县（市）代码与报送单位不符或缺失",
     "unknown_county": "县（市）代码不存在",
     "period_mismatch": "报告期错误",
+    "period_not_ended": "报告期尚未结束，不能报送",
     "template_too_old": "模板版本过旧",
     # structure
     "unknown_cluster": "集群代码不存在或不属于本县",
@@ -58,15 +59,22 @@ class Problem:
     cell: str | None = None
     cluster_code: str | None = None
     indicator: str | None = None
-    where_text: str | None = None   # overrides the computed `where` (e.g. a CSV line)
+    where_text: str | None = None   # the place when it is not sheet!cell (e.g. "CSV第5行")
 
     @property
-    def where(self) -> str:
+    def place(self) -> str:
+        """Sheet and cell (or CSV line), or the whole file."""
         if self.where_text:
             return self.where_text
         if self.sheet and self.cell:
             return f"{self.sheet}!{self.cell}"
         return self.cell or self.sheet or "文件"
+
+    @property
+    def where(self) -> str:
+        """Every part of the place that applies: "填报表!I7 / CZ01 / revenue_ytd",
+        "CSV第5行 / CZ01 / revenue_ytd", "填报表 / CZ03", "文件"."""
+        return " / ".join(x for x in (self.place, self.cluster_code, self.indicator) if x)
 
     @property
     def is_error(self) -> bool:
@@ -83,6 +91,17 @@ class Problem:
             "cluster_code": self.cluster_code,
             "indicator": self.indicator,
         }
+
+
+def csv_place(row: int | None) -> str:
+    """Where a problem of a long CSV is: its line, or the file as a whole."""
+    return f"CSV第{row}行" if row else "CSV"
+
+
+def csv_place_of(cell: str | None) -> str:
+    """The place of a stored CSV problem, from its cell reference ("E5" -> "CSV第5行")."""
+    digits = "".join(ch for ch in cell or "" if ch.isdigit())
+    return csv_place(int(digits) if digits else None)
 
 
 class FileRejected(Exception):

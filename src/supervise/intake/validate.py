@@ -17,7 +17,7 @@ from typing import Any
 
 from ..periods import Month, Period, PeriodError, Quarter, parse_period
 from ..registry import Cluster, Indicator, Registry
-from .problems import ERROR, WARNING, Problem
+from .problems import ERROR, WARNING, Problem, csv_place
 from .readers import Cell, Limits, ReadResult, RowRead, _text
 
 Values = dict[str, dict[str, float]]
@@ -169,11 +169,11 @@ class _Validator:
         if cell is not None and cell.ref is not None:
             p.cell = cell.ref
             if self.csv:
-                p.where_text = f"第{cell.row}行"
+                p.where_text = csv_place(cell.row)
             else:
                 p.sheet = self.sheet
         elif self.csv:
-            p.where_text = "CSV"
+            p.where_text = csv_place(None)
         else:
             p.sheet = self.sheet
         self.out.problems.append(p)
@@ -310,17 +310,17 @@ class _Validator:
             ind = self.reg.indicators.get(code)
             if code in seen:
                 self.add("duplicate_column",
-                         f"指标代码“{code}”出现了两次（{self.place(seen[code])}和{self.place(c)}），请删除重复的列。",
+                         f"指标代码({code})出现了两次（{self.place(seen[code])}和{self.place(c)}），请删除重复的列。",
                          c, indicator=code)
                 continue
             seen[code] = c
             if ind is None:
                 self.add("unknown_indicator",
-                         f"指标代码“{_show(code)}”不存在（{self.place(c)}）。请不要修改模板中的指标代码，也不要自行增加指标列。",
+                         f"指标代码({_show(code)})不存在（{self.place(c)}）。请不要修改模板中的指标代码，也不要自行增加指标列。",
                          c, indicator=code)
             elif dataset and ind.dataset != dataset:
                 self.add("unknown_indicator",
-                         f"“{ind.label}”（{code}）不属于{DATASET_LABEL[dataset]}，请使用下发的模板。",
+                         f"{_named(ind)}不属于{DATASET_LABEL[dataset]}，请使用下发的模板。",
                          c, indicator=code)
         wanted = self.index.indicators_by_dataset.get(dataset, []) if dataset else []
         present = []
@@ -329,7 +329,7 @@ class _Validator:
                 present.append(ind)
             elif not ind.optional:
                 self.add("missing_indicator",
-                         f"缺少指标“{ind.label}”（{ind.code}）{'的数据' if self.csv else '列'}。"
+                         f"缺少指标{_named(ind)}{'的数据' if self.csv else '列'}。"
                          "请使用下发的模板，不要删除列。", None, indicator=ind.code)
         return present
 
@@ -342,8 +342,10 @@ class _Validator:
             self.check_values(row, cluster, indicators)
         for cluster_code, _code, cell in self.res.duplicates:
             cl = self.reg.clusters.get(self.cluster_index.get(cluster_code.upper(), ""))
+            known = self.reg.indicators.get(_code)
+            what = _named(known) if known else f"指标({_show(_code)})"
             self.add("duplicate_row",
-                     f"第{cell.row}行重复：{self.row_label(None, cl, cluster_code)}的“{_code}”已经填报过一次，请删除重复的行。",
+                     f"第{cell.row}行重复：{self.row_label(None, cl, cluster_code)}的{what}已经填报过一次，请删除重复的行。",
                      cell, cluster=cl.code if cl else cluster_code, indicator=_code)
         if county:
             for cl in self.index.clusters_by_county.get(county, []):
@@ -394,7 +396,7 @@ class _Validator:
                     numbers[ind.code] = (raw, cell)
                     self.out.values.append((cluster.code, ind.code, raw, None, where_ref))
                     continue
-            label = f"{self.row_label(cell if cell.row else row.cluster, cluster, cluster.code)}“{ind.label}”"
+            label = f"{self.row_label(cell if cell.row else row.cluster, cluster, cluster.code)}{_named(ind)}"
             if cell.formula_missing:
                 self.add("formula_without_value",
                          f"{label}是公式，但没有计算结果（{self.place(cell)}）。请在 Excel/WPS 中重新计算并保存，"
@@ -436,8 +438,8 @@ class _Validator:
                 pi, wi = self.reg.indicators[part], self.reg.indicators[whole]
                 cell = numbers[part][1]
                 self.add(code,
-                         f"{self.row_label(cell, cluster, cluster.code)}“{pi.label}”（{_num(numbers[part][0])}）"
-                         f"大于“{wi.label}”（{_num(numbers[whole][0])}），请核实。",
+                         f"{self.row_label(cell, cluster, cluster.code)}{_named(pi)}（{_num(numbers[part][0])}）"
+                         f"大于{_named(wi)}（{_num(numbers[whole][0])}），请核实。",
                          cell, cluster=cluster.code, indicator=part)
 
     @staticmethod
@@ -508,7 +510,7 @@ class _Validator:
             if found is None:
                 continue
             cell = _cell_from_ref(ref, self.csv)
-            label = f"{self.row_label(cell, self.reg.clusters[cl], cl)}“{ind.label}”"
+            label = f"{self.row_label(cell, self.reg.clusters[cl], cl)}{_named(ind)}"
             self.add(found[0], label + found[1], cell, cluster=cl, indicator=code, severity=WARNING)
 
 
@@ -519,6 +521,12 @@ def _cell_from_ref(ref: str, csv: bool) -> Cell | None:
     local = ref.split("!", 1)[-1]
     m = re.match(r"^[A-Z]+(\d+)$", local)
     return Cell(None, local, int(m.group(1)) if m else None)
+
+
+def _named(ind: Indicator) -> str:
+    """An indicator as messages name it: its label, then its code in brackets,
+    “营业收入（本年累计）”(revenue_ytd)."""
+    return f"“{ind.label}”({ind.code})"
 
 
 def _is_blank(raw: Any) -> bool:
