@@ -346,3 +346,33 @@ def test_csv_where_names_the_line_also_when_the_same_file_comes_again(
     assert (first.verdict, again.unchanged) == ("warning", True)
     assert [(p.code, p.where) for p in first.problems] == expected
     assert [(p.code, p.where) for p in again.problems] == expected
+
+
+@pytest.mark.parametrize("period, received", [
+    (Month(2025, 5), "2025-04-03 10:00"),        # a month that has not begun
+    (Month(2025, 4), "2025-04-30 23:59"),        # the last minute of the month itself
+    (Month(2030, 1), "2025-04-03 10:00"),
+    (Quarter(2025, 2), "2025-06-30 12:00"),
+])
+def test_a_period_that_has_not_ended_is_rejected(ws: Workspace, tmp_path: Path, period: Any,
+                                                 received: str) -> None:
+    path = filled(ws, HUANGHUA, period, tmp_path / "early.xlsx")
+    before = dump(ws)
+    f = ingest_files(ws, [path], county=HUANGHUA, now=at(received)).files[0]
+    assert f.verdict == "rejected"
+    assert [(p.code, p.where) for p in f.problems] == [("period_not_ended", "填报表!F2")]
+    message = f.problems[0].message
+    assert str(period) in message and period.label in message
+    assert received[:16] in message
+    assert dump(ws) == before
+
+
+def test_a_period_is_accepted_from_its_first_instant_after(ws: Workspace, tmp_path: Path) -> None:
+    path = filled(ws, HUANGHUA, Month(2025, 4), tmp_path / "april.xlsx")
+    f = ingest_files(ws, [path], county=HUANGHUA, now=at("2025-05-01 00:00")).files[0]
+    assert (f.verdict, f.problems) == ("accepted", [])
+    # --received-at decides, not the time of the ingest.
+    csv = long_csv(csv_rows(HUANGHUA, "2025-05", monthly_values(ws.registry, HUANGHUA)), tmp_path / "may.csv")
+    f = ingest_files(ws, [csv], county=HUANGHUA, now=at("2025-06-02 09:00"),
+                     received_at=at("2025-05-31 18:00")).files[0]
+    assert [(p.code, p.where) for p in f.problems] == [("period_not_ended", "CSV第2行")]

@@ -205,7 +205,7 @@ def write_archive(home: Path, path: Path, data: bytes | None, sha: str, ext: str
 
 def _prepare(path: Path, sender: str | None, *, home: Path | None, registry: Any, limits: Limits,
              rules: Rules, known_codes: set[str], period: Period | None, index: RegistryIndex,
-             made_dirs: set[Path]) -> _Prepared:
+             received_at: datetime, made_dirs: set[Path]) -> _Prepared:
     """Read, hash, archive (into `home`, unless None: a dry run) and judge one file.
 
     The bytes archived and judged are the bytes hashed. Errors are kept, not raised: `_Ingest.one`
@@ -251,7 +251,8 @@ def _prepare(path: Path, sender: str | None, *, home: Path | None, registry: Any
             else:
                 p.format = read.format
                 p.validated = validate(read, registry, limits=limits, rules=rules, sender=sender,
-                                       expected_period=period, history=None, index=index)
+                                       expected_period=period, history=None, index=index,
+                                       received_at=received_at)
         except Exception as exc:
             p.judge_error = exc
     return p
@@ -293,9 +294,11 @@ class _Ingest:
     """One ingest run: registry, settings and the connection loaded once."""
 
     def __init__(self, ws: Workspace, *, now: datetime, dry_run: bool, source: str,
-                 period: Period | None, workers: int = 0) -> None:
+                 period: Period | None, received_at: datetime | None = None, workers: int = 0) -> None:
         self.ws = ws
         self.now = now
+        self.received_at = received_at or now   # the receipt time of every file of this run
+        self.received = _iso(self.received_at)
         self.dry_run = dry_run
         self.source = source
         self.period = period
@@ -308,7 +311,7 @@ class _Ingest:
         self.context: dict[str, Any] = {
             "home": None if dry_run else ws.home, "registry": self.registry, "limits": self.limits,
             "rules": self.rules, "known_codes": self.known_codes, "period": period,
-            "index": self.index,
+            "index": self.index, "received_at": self.received_at,
         }
         self.pool: ProcessPoolExecutor | None = None
         if workers > 0:
@@ -378,10 +381,9 @@ class _Ingest:
         return _prepare(path, sender, made_dirs=self._made_dirs, **self.context)
 
     # ------------------------------------------------------------------ one file
-    def one(self, path: Path, display: str, sender: str | None, received_at: datetime | None,
-            ahead: _Ahead | None = None) -> FileResult:
+    def one(self, path: Path, display: str, sender: str | None, ahead: _Ahead | None = None) -> FileResult:
         res = FileResult(file=display)
-        received = _iso(received_at or self.now)
+        received = self.received
         res.received_at = received
         try:
             self._one(path, sender, received, res, self.prepared(path, sender, ahead))
@@ -634,7 +636,7 @@ def _run(
 ) -> IngestReport:
     report = IngestReport(dry_run=dry_run)
     job = _Ingest(ws, now=now, dry_run=dry_run, source=source, period=period,
-                  workers=_workers_for(len(items)))
+                  received_at=received_at, workers=_workers_for(len(items)))
     remover = _Remover() if remove and not dry_run else None
     pending: list[Path] = []    # recorded in the batch still open
     ahead: deque[_Ahead] = deque()
@@ -658,7 +660,7 @@ def _run(
                 read_ahead(i)
                 handed = ahead.popleft()
             job.begin()
-            result = job.one(path, display, sender, received_at, handed)
+            result = job.one(path, display, sender, handed)
             report.files.append(result)
             if remove and result.recorded:
                 pending.append(path)

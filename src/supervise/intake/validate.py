@@ -12,10 +12,10 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any
 
-from ..periods import Month, Period, PeriodError, Quarter, parse_period
+from ..periods import TZ, Month, Period, PeriodError, Quarter, parse_period
 from ..registry import Cluster, Indicator, Registry
 from .problems import ERROR, WARNING, Problem, csv_place
 from .readers import Cell, Limits, ReadResult, RowRead, _text
@@ -109,14 +109,18 @@ def validate(
     expected_period: Period | None = None,
     history: History | None = None,
     index: RegistryIndex | None = None,
+    received_at: datetime | None = None,
 ) -> Validated:
     """Check one read file against the registry, the dictionary and (for warnings) its history.
+
+    `received_at` (the receipt time) rejects data for a period that has not ended yet.
 
     Without `history`, the history checks (warnings only, run last) are left in
     `pending_history` for `apply_history`, so that reading and validating can run in another
     process while the history is read, in order, from the database.
     """
-    return _Validator(res, registry, limits, rules, sender, expected_period, history, index).run()
+    return _Validator(res, registry, limits, rules, sender, expected_period, history, index,
+                      received_at).run()
 
 
 def apply_history(
@@ -148,6 +152,7 @@ class _Validator:
         expected_period: Period | None,
         history: History | None,
         index: RegistryIndex | None = None,
+        received_at: datetime | None = None,
     ) -> None:
         self.res = res
         self.reg = registry
@@ -156,6 +161,7 @@ class _Validator:
         self.sender = sender
         self.expected = expected_period
         self.history = history
+        self.received_at = received_at
         self.out = Validated()
         self.csv = res.format == "csv"
         self.sheet = res.sheet
@@ -264,12 +270,28 @@ class _Validator:
             self.add("period_mismatch",
                      f"文件的报告期为{period}（{period.label}），但本次收取的是{self.expected}（{self.expected.label}）的数据。",
                      cell)
+        self.check_period_ended(period, cell)
         for what, c in self.res.csv_conflicts:
             if what == "period":
                 self.add("period_mismatch",
                          f"第{c.row}行的报告期“{_show(c.value)}”与第{cell.row if cell else 2}行的“{period}”不一致；"
                          "一个文件只能报送一个报告期的数据。", c)
         return period
+
+    def check_period_ended(self, period: Period, cell: Cell | None) -> None:
+        """Data for a month (quarter) can only be reported once it is over: a file received
+        before the first instant of the next month (quarter), Asia/Shanghai, is rejected."""
+        if self.received_at is None or not isinstance(period, (Month, Quarter)):
+            return
+        end = datetime.combine(period.next().first_day(), time(0), tzinfo=TZ)
+        received = self.received_at if self.received_at.tzinfo else self.received_at.replace(tzinfo=TZ)
+        if received >= end:
+            return
+        at = received.astimezone(TZ)
+        self.add("period_not_ended",
+                 f"报告期为{period}（{period.label}），该报告期尚未结束（{end.year}年{end.month}月{end.day}日0时起"
+                 f"方可报送），本文件的收到时间为{at:%Y-%m-%d %H:%M}，不予接收。请核对报告期，"
+                 "或在报告期结束后报送。", cell)
 
     def check_dataset(self, period: Period | None) -> str | None:
         counts = {"monthly": 0, "quarterly": 0}
