@@ -20,6 +20,7 @@ from .intake_corpus import (
     at,
     convert,
     csv_rows,
+    edit,
     filled,
     long_csv,
     monthly_values,
@@ -234,3 +235,38 @@ def test_inbox_collects_every_county_folder_and_skips_temp_files(ws: Workspace, 
     conn = ws.connect()
     assert [tuple(r) for r in conn.execute("SELECT sender_code, source FROM submissions")] == [(HUANGHUA, "inbox")]
     conn.close()
+
+
+def _column_of(sh: Any, code: str) -> str:
+    from openpyxl.utils import get_column_letter
+
+    return next(get_column_letter(c.column) for c in sh[5] if c.value == code)
+
+
+def test_text_indicator_formula_without_value_is_its_own_text(ws: Workspace, tmp_path: Path) -> None:
+    """openpyxl writes formulas without a cached value: in a text cell the formula is the text."""
+    q1 = Quarter(2025, 1)
+    link = '=HYPERLINK("http://x.example/a?b=1&c=2","见附件")'
+
+    def text_formulas(sh: Any) -> None:
+        sh[f"{_column_of(sh, 'progress')}6"] = link
+        sh[f"{_column_of(sh, 'next_steps')}7"] = '="推进"&"入园"'
+
+    path = edit(filled(ws, HUANGHUA, q1, tmp_path / "q.xlsx"), text_formulas)
+    f = ingest_files(ws, [path], county=HUANGHUA, now=at("2025-04-08 10:00")).files[0]
+    assert (f.verdict, f.problems) == ("accepted", [])
+    conn = ws.connect()
+    got = {(r[0], r[1]): r[2] for r in conn.execute(
+        "SELECT cluster_code, indicator, text FROM submission_values WHERE submission_id = ?",
+        (f.submission_id,))}
+    conn.close()
+    assert got[("CZ01", "progress")] == link
+    assert got[("CZ02", "next_steps")] == '="推进"&"入园"'
+
+    # A numeric cell with a formula and no value stays an error, not a zero.
+    def number_formula(sh: Any) -> None:
+        sh[f"{_column_of(sh, 'hitech_ent')}6"] = "=SUM(D6:E6)"
+
+    bad = edit(filled(ws, HUANGHUA, q1, tmp_path / "q2.xlsx", CZ01__progress="x"), number_formula)
+    f = ingest_files(ws, [bad], county=HUANGHUA, now=at("2025-04-08 10:00")).files[0]
+    assert [(p.code, p.where) for p in f.problems] == [("formula_without_value", "填报表!C6 / CZ01 / hitech_ent")]

@@ -5,7 +5,9 @@ uncompressed size and compression ratio, DTD/ENTITY declarations in any XML part
 rows, columns and sheets. The format is taken from the content (magic bytes), never the name.
 
 calamine does not expose formulas, so the XML of xlsx sheets (and ods content.xml) is scanned
-for formulas that have no cached value: those cells are errors, not zeros.
+for formulas that have no cached value, keeping each one's text (`Cell.formula`): in a numeric
+cell such a formula is an error, not a zero; in a text cell (progress, problems, next_steps)
+validation takes the formula's own text, "=" first, as the literal text typed (see validate).
 
 A reader returns a `ReadResult`: the metadata cells, the header codes, and one `RowRead` per
 data row. It judges nothing beyond "can this be read"; `validate` does the rest.
@@ -50,6 +52,7 @@ _HEADER_SCAN_ROWS = 60
 _CELL_RE = re.compile(rb"<c\b([^>/]*)>(.*?)</c>", re.DOTALL)
 _REF_RE = re.compile(rb'\br="([A-Z]{1,3})(\d+)"')
 _HAS_VALUE_RE = re.compile(rb"<v>[^<]|<is>|<v\s[^>/]*>[^<]", re.DOTALL)
+_FORMULA_RE = re.compile(rb"<f\b[^>]*?(?:/>|>(.*?)</f>)", re.DOTALL)
 _SHEET_TAG_RE = re.compile(rb"<(?:\w+:)?sheet\b([^>]*)/?>")
 _ATTR_RE = re.compile(rb'([\w:]+)="([^"]*)"')
 _REL_RE = re.compile(rb"<Relationship\b([^>]*)/?>")
@@ -63,6 +66,7 @@ class Cell:
     ref: str | None = None          # A1-style reference (or CSV column letter + line)
     row: int | None = None          # sheet row or CSV line, 1-based
     formula_missing: bool = False   # a formula with no cached value
+    formula: str = ""               # its text, without the leading "=" ("" if unknown)
 
 
 @dataclass
@@ -81,7 +85,7 @@ class ReadResult:
     rows: list[RowRead] = field(default_factory=list)
     duplicates: list[tuple[str, str, Cell]] = field(default_factory=list)  # CSV (cluster, code, cell)
     csv_conflicts: list[tuple[str, Cell]] = field(default_factory=list)    # CSV ("county_code"|"period", cell)
-    formula_cells: list[str] = field(default_factory=list)  # refs without cached values, data sheet
+    formula_cells: dict[str, str] = field(default_factory=dict)  # ref -> formula text, no cached value
 
 
 @dataclass(frozen=True)
@@ -273,8 +277,8 @@ _CELL_COL_RE = re.compile(rb'<c\b[^>]*?\br="([A-Z]{1,3})\d+"')
 _DIMENSION_RE = re.compile(rb'<dimension\b[^>]*?\bref="([^"]*)"')
 
 
-def _scan_xlsx_sheet(xml: bytes) -> tuple[int, int, list[str]]:
-    """(max row, max column, refs of formulas without a cached value) of one sheet's XML."""
+def _scan_xlsx_sheet(xml: bytes) -> tuple[int, int, dict[str, str]]:
+    """(max row, max column, {ref: formula text} of formulas without a cached value) of one sheet's XML."""
     rows = _ROW_NUM_RE.findall(xml)
     max_row = max(map(int, rows)) if rows else 0
     letters = set(_CELL_COL_RE.findall(xml))
@@ -286,30 +290,33 @@ def _scan_xlsx_sheet(xml: bytes) -> tuple[int, int, list[str]]:
             if m:
                 max_row = max(max_row, int(m.group(2)))
                 max_col = max(max_col, _col_number(m.group(1)))
-    missing: list[str] = []
+    missing: dict[str, str] = {}
     if b"<f" in xml:
         for m in _CELL_RE.finditer(xml):
             inner = m.group(2)
             if b"<f" in inner and _HAS_VALUE_RE.search(inner) is None:
                 ref = _REF_RE.search(m.group(1))
                 if ref is not None:
-                    missing.append(ref.group(1).decode() + ref.group(2).decode())
+                    f = _FORMULA_RE.search(inner)
+                    text = html.unescape(f.group(1).decode("utf-8", "replace")) if f and f.group(1) else ""
+                    missing[ref.group(1).decode() + ref.group(2).decode()] = text
     return max_row, max_col, missing
 
 
+_ODS_FORMULA_NS = re.compile(r"^[a-z]+:=")   # of:=SUM(...), oooc:=...
 _ODS_TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
 _ODS_OFFICE = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}"
 
 
-def _scan_ods(content: bytes) -> dict[str, tuple[int, int, list[str]]]:
-    """Per table: (max row, max column, refs of formulas without a value), honouring repeats."""
+def _scan_ods(content: bytes) -> dict[str, tuple[int, int, dict[str, str]]]:
+    """Per table: (max row, max column, {ref: formula text} of formulas without a value), honouring repeats."""
     from defusedxml.ElementTree import iterparse
 
-    out: dict[str, tuple[int, int, list[str]]] = {}
+    out: dict[str, tuple[int, int, dict[str, str]]] = {}
     table = None
     row = col = 0
     max_row = max_col = 0
-    missing: list[str] = []
+    missing: dict[str, str] = {}
     t_table, t_row, t_cell, t_cov = (
         _ODS_TABLE + "table", _ODS_TABLE + "table-row", _ODS_TABLE + "table-cell",
         _ODS_TABLE + "covered-table-cell",
@@ -322,7 +329,7 @@ def _scan_ods(content: bytes) -> dict[str, tuple[int, int, list[str]]]:
             if event == "start":
                 if tag == t_table:
                     table = el.get(_ODS_TABLE + "name", "")
-                    row, max_row, max_col, missing = 0, 0, 0, []
+                    row, max_row, max_col, missing = 0, 0, 0, {}
                 elif tag == t_row:
                     rows_rep = int(el.get(_ODS_TABLE + "number-rows-repeated", "1") or 1)
                     col = 0
@@ -335,7 +342,8 @@ def _scan_ods(content: bytes) -> dict[str, tuple[int, int, list[str]]]:
                 if formula is not None and el.get(_ODS_OFFICE + "value") is None and el.get(
                     _ODS_OFFICE + "string-value") is None and el.get(_ODS_OFFICE + "boolean-value") is None and el.get(
                     _ODS_OFFICE + "date-value") is None and not has_value:
-                    missing.append(f"{col_letter(col + 1)}{row + 1}")
+                    text = formula.split(":", 1)[1] if _ODS_FORMULA_NS.match(formula) else formula
+                    missing[f"{col_letter(col + 1)}{row + 1}"] = text.removeprefix("=")
                 if has_value or formula is not None or len(el):
                     max_col = max(max_col, col + rep)
                     row_has = True
@@ -400,7 +408,7 @@ def _read_workbook(
             raise FileRejected("file_unreadable", "文件中没有工作表。")
 
         # Dimensions and formulas from the XML, before calamine builds any grid.
-        dims: dict[str, tuple[int, int, list[str]]] = {}
+        dims: dict[str, tuple[int, int, dict[str, str]]] = {}
         sheet_parts = _xlsx_sheet_parts(parts) if fmt == "xlsx" else {}
         if fmt == "ods" and "content.xml" in parts:
             dims = _scan_ods(parts["content.xml"])
@@ -425,7 +433,7 @@ def _read_workbook(
             grid = sheet.to_python(skip_empty_area=False)
             result = _locate(grid, fmt, name, known_codes)
             if result is not None:
-                result.formula_cells = list(dims.get(name, (0, 0, []))[2])
+                result.formula_cells = dict(dims[name][2]) if name in dims else {}
                 mark_formulas(result)
                 return result
         if first_error is not None:
@@ -524,14 +532,16 @@ def mark_formulas(res: ReadResult) -> None:
     """Flag the cells whose formula has no cached value."""
     if not res.formula_cells:
         return
-    refs = set(res.formula_cells)
+    refs = res.formula_cells
     for row in res.rows:
         for cell in row.cells.values():
             if cell.ref in refs:
                 cell.formula_missing = True
+                cell.formula = refs[cell.ref]
     for cell in res.meta.values():
         if cell.ref in refs:
             cell.formula_missing = True
+            cell.formula = refs[cell.ref]
 
 
 # --------------------------------------------------------------------------- CSV

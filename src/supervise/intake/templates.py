@@ -115,7 +115,7 @@ def write_templates(
     """Write one blank template per (assessed) county, or only `county_code`'s."""
     p = parse_period(str(period)) if isinstance(period, str) else period
     if not isinstance(p, (Month, Quarter)):
-        raise ValueError(f"templates exist for months and quarters, not {p}")
+        raise TypeError(f"templates exist for months and quarters, not {p}")
     dataset = p.dataset
     reg = ws.registry
     if county_code is not None:

@@ -3,6 +3,12 @@
 Errors reject the file; warnings (YTD decrease, month-over-month jump, unit slip) accept it with
 warnings. A blank numeric cell is an error unless the dictionary marks the indicator optional:
 the program never turns a blank into 0.
+
+Formulas are read as their cached values. A formula without one (a file written by a program
+that never calculates, e.g. openpyxl) is an error in a numeric cell (`formula_without_value`),
+never a zero. In a text cell (进展成效, 存在问题, 下一步措施) it is what the county typed: its own
+text, "=" first (`=HYPERLINK("http://x","y")`), is stored as the literal text value, and shown
+as text wherever it is printed.
 """
 
 from __future__ import annotations
@@ -419,14 +425,14 @@ class _Validator:
                     self.out.values.append((cluster.code, ind.code, raw, None, where_ref))
                     continue
             label = f"{self.row_label(cell if cell.row else row.cluster, cluster, cluster.code)}{_named(ind)}"
-            if cell.formula_missing:
+            if cell.formula_missing and not (not ind.is_number and cell.formula):
                 self.add("formula_without_value",
                          f"{label}是公式，但没有计算结果（{self.place(cell)}）。请在 Excel/WPS 中重新计算并保存，"
                          "或直接填写数值。", cell, cluster=cluster.code, indicator=ind.code)
                 continue
             raw = cell.value
             if not ind.is_number:
-                text = _text(raw)
+                text = "=" + cell.formula if cell.formula_missing else _text(raw)
                 if not text:
                     if not ind.optional:
                         self.add("empty_value", f"{label}未填写。", cell, cluster=cluster.code, indicator=ind.code)
