@@ -6,13 +6,13 @@ All times are timezone-aware; the bureau's zone is Asia/Shanghai.
 
 from __future__ import annotations
 
-from .errors import SuperviseError
-
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import ClassVar, Literal, Union
+from typing import ClassVar, Literal
 from zoneinfo import ZoneInfo
+
+from .errors import SuperviseError
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -137,7 +137,7 @@ class Year:
         return Year(self.year - 1)
 
 
-Period = Union[Month, Quarter, Year]
+Period = Month | Quarter | Year
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _QUARTER = re.compile(r"^(\d{4})[Qq]([1-4])$")
@@ -161,18 +161,38 @@ def parse_period(text: str) -> Period:
     )
 
 
-def parse_month(text: str) -> Month:
-    p = parse_period(text)
-    if not isinstance(p, Month):
-        raise PeriodError(f"not a month: {text!r} (expected e.g. 2025-03)")
-    return p
+def as_period(period: Period | str) -> Period:
+    """A period given as a Period or as its text ('2025-03', '2025Q1', '2025')."""
+    return parse_period(period) if isinstance(period, str) else period
 
 
-def parse_quarter(text: str) -> Quarter:
-    p = parse_period(text)
-    if not isinstance(p, Quarter):
-        raise PeriodError(f"not a quarter: {text!r} (expected e.g. 2025Q1)")
-    return p
+def data_period(period: Period, data: str) -> Month | Quarter:
+    """The submissions that an assessment of `period` reading `data` (monthly | quarterly) is
+    based on: a quarter read with monthly data reads its last month; a year reads December
+    (monthly) or Q4 (quarterly)."""
+    if isinstance(period, Month):
+        if data != "monthly":
+            raise ValueError("a monthly assessment reads monthly data")
+        return period
+    if isinstance(period, Quarter):
+        return period if data == "quarterly" else period.last_month()
+    if isinstance(period, Year):
+        return period.december() if data == "monthly" else period.q4()
+    raise TypeError(f"not a period: {period!r}")
+
+
+# What counties send for a month and for a quarter, as templates, reminders and bulletins name it.
+DATASET_TITLES = {"monthly": "集群发展月报", "quarterly": "集群季度更新"}
+
+
+def dataset_title(period: Period) -> str:
+    """集群发展月报 for a month, 集群季度更新 for a quarter (a year is reported with Q4)."""
+    return DATASET_TITLES["monthly" if isinstance(period, Month) else "quarterly"]
+
+
+def chinese_date(d: date) -> str:
+    """2025年4月8日: the date as bulletins and letters write it."""
+    return f"{d.year}年{d.month}月{d.day}日"
 
 
 @dataclass(frozen=True)
@@ -250,8 +270,3 @@ def parse_time(text: str) -> datetime:
     except ValueError as exc:
         raise PeriodError(f"invalid ISO-8601 time {text!r} (e.g. 2025-04-05T17:30:00+08:00)") from exc
     return _aware(dt)
-
-
-def months_of_year_until(month: Month) -> list[Month]:
-    """January of `month`'s year up to `month`, inclusive."""
-    return [Month(month.year, m) for m in range(1, month.month + 1)]

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from ..periods import TZ, Deadlines, Month, Period, Quarter
+from ..periods import TZ, Deadlines, Period, Quarter, dataset_title
+from ..periods import chinese_date as _date_label
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,6 @@ def window_now(period: Period, now: datetime, deadlines: Deadlines, before: Sequ
     return Window(period, f"manual-{today.isoformat()}", today, today + timedelta(days=1), deadlines.due_day(period))
 
 
-def _date_label(d: date) -> str:
-    return f"{d.year}年{d.month}月{d.day}日"
-
-
 def reminder_text(
     *,
     county_name: str,
@@ -83,7 +80,7 @@ def reminder_text(
     city: str,
 ) -> tuple[str, str]:
     """The polite 催报 mail: (subject, body)."""
-    what = "集群发展月报" if isinstance(period, Month) else "集群季度更新"
+    what = dataset_title(period)
     due = f"{_date_label(due_day)}24时"
     subject = f"【催报】请报送{period.label}县域特色产业{what}数据（截止{due}）"
     if isinstance(period, Quarter):
