@@ -9,6 +9,8 @@ from supervise.cli import cli
 from supervise.registry import RegistryError, load_registry
 from supervise.workspace import WorkspaceError, load_settings
 
+INDICATOR_HEADER = "code,label,unit,dataset,kind,type,agg,min,max,integer,optional,help\n"
+
 
 def test_init_creates_the_workspace(tmp_path: Path):
     home = tmp_path / "ws"
@@ -53,6 +55,19 @@ def test_command_outside_a_workspace_fails_in_one_line(tmp_path: Path):
     assert result.exit_code != 0
 
 
+def test_indicator_help_may_span_lines(ws):
+    """A quoted cell with line breaks (as Excel saves CSV: CRLF) is one cell of one row."""
+    (ws.reference_dir / "indicators.csv").write_text(
+        INDICATOR_HEADER
+        + 'ent_total,企业数,家,monthly,stock,number,sum,0,,yes,no,"期末企业总数\r\n（含规下，不含个体户）"\r\n'
+        + "ent_above,规上工业企业数,家,monthly,stock,number,sum,0,,yes,no,\r\n",
+        encoding="utf-8",
+    )
+    indicators = load_registry(ws.reference_dir).indicators
+    assert list(indicators) == ["ent_total", "ent_above"]
+    assert indicators["ent_total"].help == "期末企业总数\n（含规下，不含个体户）"
+
+
 @pytest.mark.parametrize(
     "file, content, message",
     [
@@ -63,6 +78,13 @@ def test_command_outside_a_workspace_fails_in_one_line(tmp_path: Path):
          "line 2: county_code '999999' is not in counties.csv"),
         ("targets.csv", "county_code,year,above_net_new,park_new,land_disposed\n130983,2025,十,3,4\n",
          "line 2: column above_net_new must be a number"),
+        # A second row for one indicator code would silently replace the first.
+        ("indicators.csv", INDICATOR_HEADER + "ent_total,企业数,家,monthly,stock,number,sum,0,,yes,no,\n"
+         "ent_total,企业总数,家,monthly,stock,number,sum,0,,yes,no,\n", "line 3: code ent_total appears twice"),
+        # The line is where the row starts, even after a help text over two lines.
+        ("indicators.csv", INDICATOR_HEADER + 'ent_total,企业数,家,monthly,stock,number,sum,0,,yes,no,"第一行\n第二行"\n'
+         "ent_above,规上,家,monthly,stock,number,sum,0,,yes,no,\n"
+         "ent_total,企业总数,家,monthly,stock,number,sum,0,,yes,no,\n", "line 5: code ent_total appears twice"),
     ],
 )
 def test_broken_reference_names_file_and_line(ws, file, content, message):

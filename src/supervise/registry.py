@@ -6,14 +6,15 @@ A broken file is refused with a message naming the file, the line and the fix.
 
 from __future__ import annotations
 
-from .errors import SuperviseError
-
 import csv
+import io
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Iterable
+
+from .errors import SuperviseError
 
 MAX_REFERENCE_BYTES = 20_000_000
 
@@ -41,10 +42,6 @@ class Cluster:
     county_code: str
     county_name: str
     name: str
-
-    @property
-    def full_name(self) -> str:
-        return f"{self.county_name}{self.name}"
 
 
 @dataclass(frozen=True)
@@ -129,7 +126,8 @@ def _read_csv(path: Path, required: Iterable[str]) -> list[tuple[int, dict[str, 
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise RegistryError(f"{path}: not UTF-8 text ({exc}); save it as CSV UTF-8") from exc
-    reader = csv.DictReader(text.splitlines())
+    # newline="": a quoted cell may hold line breaks (a help text written over several lines).
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in required if c not in header]
     if missing:
@@ -138,12 +136,18 @@ def _read_csv(path: Path, required: Iterable[str]) -> list[tuple[int, dict[str, 
             f"the header must contain {', '.join(required)}"
         )
     rows = []
-    for n, row in enumerate(reader, start=2):
+    for row in reader:
         clean = {(k or "").strip(): (v or "").strip() for k, v in row.items() if k is not None}
         if not any(clean.values()):
             continue
-        rows.append((n, clean))
+        # The line the record starts on: line_num is where it ends, after any quoted line breaks.
+        breaks = sum(_line_breaks(v) for v in row.values() if isinstance(v, str))
+        rows.append((reader.line_num - breaks, clean))
     return rows
+
+
+def _line_breaks(text: str) -> int:
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
 
 
 def _yes(value: str, path: Path, line: int, column: str) -> bool:
@@ -246,6 +250,10 @@ def load_indicators(path: Path) -> dict[str, Indicator]:
         code = r["code"]
         if not re.match(r"^[a-z][a-z0-9_]*$", code):
             raise RegistryError(f"{path}, line {line}: code {code!r} must be lower-case ASCII")
+        if code in out:
+            raise RegistryError(
+                f"{path}, line {line}: code {code} appears twice; give each indicator one row"
+            )
         for col, allowed in (
             ("dataset", ("monthly", "quarterly")),
             ("kind", ("stock", "ytd", "text")),

@@ -265,13 +265,6 @@ class Workspace:
             )
         return self
 
-    def inside(self, path: Path) -> Path:
-        """Resolve `path` and refuse it unless it lies inside the workspace."""
-        p = Path(path).resolve()
-        if p != self.home and self.home not in p.parents:
-            raise WorkspaceError(f"path {path} leaves the workspace {self.home}")
-        return p
-
     # ---- loaded things
     @cached_property
     def settings(self) -> Settings:
