@@ -7,6 +7,16 @@ inputs were first assessed, while `assessed_at` records the latest run that prod
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from ..periods import parse_period, stamp
+
+if TYPE_CHECKING:
+    from ..assess.model import AssessmentResult
+
 SCHEMA = """
 CREATE TABLE assessments (
     id            INTEGER PRIMARY KEY,
@@ -49,14 +59,6 @@ CREATE TABLE assessment_points (
 ) WITHOUT ROWID;
 """
 
-import json  # noqa: E402
-import sqlite3  # noqa: E402
-from datetime import datetime  # noqa: E402
-from typing import TYPE_CHECKING  # noqa: E402
-
-if TYPE_CHECKING:
-    from ..assess.model import AssessmentResult
-
 
 def _dumps(obj: object) -> str:
     return json.dumps(obj, ensure_ascii=False, allow_nan=False)
@@ -68,27 +70,26 @@ def save_result(conn: sqlite3.Connection, result: AssessmentResult, *, now: date
     Idempotent: for an inputs_hash already on record the stored row is returned (with its first
     `issued_at`) and only its `assessed_at` moves to `now`.
     """
-    from ..periods import stamp as _stamp
-    from . import transaction
+    from . import transaction  # not at the top: the package imports this module (schema)
 
-    stamp = _stamp(now)
+    at = stamp(now)
     with transaction(conn):
         row = conn.execute(
             "SELECT id FROM assessments WHERE rulebook = ? AND period = ? AND inputs_hash = ?",
             (result.rulebook, result.period, result.inputs_hash),
         ).fetchone()
         if row is not None:
-            conn.execute("UPDATE assessments SET assessed_at = ? WHERE id = ?", (stamp, row["id"]))
+            conn.execute("UPDATE assessments SET assessed_at = ? WHERE id = ?", (at, row["id"]))
             assessment_id = int(row["id"])
         else:
-            result.issued_at = stamp
+            result.issued_at = at
             result.assessment_id = None
             cur = conn.execute(
                 """INSERT INTO assessments
                    (rulebook, version, title, period, data_period, inputs_hash, created_at, assessed_at, result)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}')""",
                 (result.rulebook, result.version, result.title, result.period, result.data_period,
-                 result.inputs_hash, stamp, stamp),
+                 result.inputs_hash, at, at),
             )
             assessment_id = int(cur.lastrowid or 0)
             result.assessment_id = assessment_id
@@ -117,7 +118,7 @@ def save_result(conn: sqlite3.Connection, result: AssessmentResult, *, now: date
 
 
 def _load(conn: sqlite3.Connection, where: str, args: tuple[object, ...]) -> AssessmentResult | None:
-    from ..assess.model import AssessmentResult
+    from ..assess.model import AssessmentResult  # not at the top: assess imports this module
 
     row = conn.execute(
         f"SELECT id, created_at, result FROM assessments {where} ORDER BY assessed_at DESC, id DESC LIMIT 1",
@@ -147,14 +148,4 @@ def load_result(conn: sqlite3.Connection, rulebook_id: str, period: str) -> Asse
 
 def previous_result(conn: sqlite3.Connection, rulebook_id: str, period: str) -> AssessmentResult | None:
     """The latest result for the period before `period` (for 进位/退位 in bulletins)."""
-    from ..periods import parse_period
-
     return load_result(conn, rulebook_id, str(parse_period(str(period)).previous()))
-
-
-def results_for(conn: sqlite3.Connection, period: str) -> list[AssessmentResult]:
-    """The latest result of every rulebook assessed for a period, by rulebook id."""
-    ids = [r[0] for r in conn.execute(
-        "SELECT DISTINCT rulebook FROM assessments WHERE period = ? ORDER BY rulebook", (str(period),)
-    )]
-    return [r for r in (load_result(conn, i, str(period)) for i in ids) if r is not None]
