@@ -9,6 +9,7 @@ import click
 
 from .cli import cli, emit_json, json_option, period_options, workspace_required
 from .periods import Period
+from .status import STATE_LABELS
 from .workspace import Workspace
 
 if TYPE_CHECKING:
@@ -21,7 +22,6 @@ METHOD_LABELS = {
     "bands": "分档计分",
     "ratio_to_best": "与最优比",
 }
-STATE_LABELS = {"on_time": "按时报送", "late": "迟报", "missing": "漏报", "rejected": "退回"}
 PERIOD_LABELS = {"month": "月度", "quarter": "季度", "year": "年度"}
 
 
@@ -153,7 +153,7 @@ def rules_command(ws: Workspace, files: tuple[Path, ...], as_json: bool) -> None
         books = [load_rulebook(f, ws.registry.indicators) for f in files]
     else:
         books = workspace_rulebooks(ws)
-    docs = [
+    docs: list[dict[str, Any]] = [
         {
             "id": b.id, "title": b.title, "version": b.version, "period": b.period, "data": b.data,
             "indicators": [i.describe() for i in b.indicators],

@@ -94,8 +94,13 @@ def ingest(ws: Workspace, files: tuple[Path, ...], county: str | None, received_
             report = collect_inbox(ws, now=now(), dry_run=dry_run, received_at=when, progress=progress)
     if as_json:
         emit_json(report.to_json())
-        return
-    _print_report(report)
+    else:
+        _print_report(report)
+    lost = report.summary.get("not_stored", 0)
+    if lost:
+        raise click.ClickException(
+            f"{lost} 个文件未能保存（数据库写入失败），已留在原处 / {lost} file(s) not stored "
+            "(the database rolled back their batch); they were left in place, ingest them again")
 
 
 class _progress:

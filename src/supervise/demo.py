@@ -10,11 +10,12 @@ resubmits, one slips 元 for 万元 (a data-quality warning): the bulletins have
 
 from __future__ import annotations
 
+import functools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
 from .periods import TZ, Deadlines, Month, Quarter, Year
 from .registry import Cluster, Registry
@@ -146,6 +147,14 @@ def receipt_time(county_code: str, period: Month | Quarter, deadlines: Deadlines
     return due - timedelta(days=rng.randint(0, 4)) + timedelta(hours=rng.randint(8, 17))
 
 
+def _monthly_row(prof: dict[str, ClusterProfile], month: Month, cluster: Cluster) -> dict[str, float | str]:
+    return dict(monthly_values(cluster, prof[cluster.code], month))
+
+
+def _quarterly_row(prof: dict[str, ClusterProfile], quarter: Quarter, cluster: Cluster) -> dict[str, float | str]:
+    return quarterly_values(cluster, prof[cluster.code], quarter)
+
+
 def build_demo(
     home: Path,
     *,
@@ -194,14 +203,15 @@ def build_demo(
             ingested += sum(1 for f in report.to_json()["files"] if f["verdict"] != "rejected")
 
     for month in months:
-        send(month, lambda c, m=month: monthly_values(c, prof[c.code], m))  # type: ignore[misc]
+        send(month, functools.partial(_monthly_row, prof, month))
         echo(f"{month}: submissions ingested")
     for quarter in quarters:
-        send(quarter, lambda c, q=quarter: quarterly_values(c, prof[c.code], q))  # type: ignore[misc]
+        send(quarter, functools.partial(_quarterly_row, prof, quarter))
         echo(f"{quarter}: submissions ingested")
 
-    for period in [*months, *quarters, *years]:
-        outcome = run_period(ws, period, now=now, deliver=False)
-        runs.append(outcome if isinstance(outcome, dict) else {"period": str(period)})
+    periods: list[Month | Quarter | Year] = [*months, *quarters, *years]
+    for period in periods:
+        run_period(ws, period, now=now, deliver=False)
+        runs.append({"period": str(period)})
         echo(f"{period}: bulletin written under {ws.report_dir(period)}")
     return {"home": str(ws.home), "files_accepted": ingested, "runs": runs}

@@ -86,6 +86,8 @@ class FileResult:
     archive_path: str | None = None
     supersedes: int | None = None
     recorded: bool = False        # archived and stored (safe to remove from the inbox)
+    not_stored: bool = False      # its batch was lost: nothing of it is stored, it stays in the inbox
+    batch_lost: bool = field(default=False, repr=False)   # SQLite rolled back the open batch here
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -104,6 +106,8 @@ class FileResult:
             d["unchanged"] = True
         if self.supersedes is not None:
             d["supersedes"] = self.supersedes
+        if self.not_stored:
+            d["stored"] = False
         return d
 
 
@@ -114,15 +118,19 @@ class IngestReport:
 
     @property
     def summary(self) -> dict[str, int]:
-        fresh = [f for f in self.files if not f.unchanged]
-        return {
+        fresh = [f for f in self.files if not f.unchanged and not f.not_stored]
+        out = {
             "files": len(self.files),
             "accepted": sum(1 for f in fresh if f.verdict == "accepted"),
             "warning": sum(1 for f in fresh if f.verdict == "warning"),
             "rejected": sum(1 for f in fresh if f.verdict == "rejected"),
-            "unchanged": sum(1 for f in self.files if f.unchanged),
+            "unchanged": sum(1 for f in self.files if f.unchanged and not f.not_stored),
             "values": sum(f.values for f in fresh if f.verdict != "rejected"),
         }
+        lost = sum(1 for f in self.files if f.not_stored)
+        if lost:   # files whose batch SQLite rolled back: nothing of them is stored
+            out["not_stored"] = lost
+        return out
 
     def to_json(self) -> dict[str, Any]:
         summary: dict[str, Any] = dict(self.summary)
@@ -168,15 +176,21 @@ def _hash_stream(path: Path) -> tuple[str, bytes, int]:
     return h.hexdigest(), head, size
 
 
-def write_archive(home: Path, path: Path, data: bytes | None, sha: str, ext: str,
-                  made_dirs: set[Path] | None = None) -> str:
-    """Copy a file, unchanged, to archive/<ab>/<sha256>.<ext> (atomically; the name comes from the
-    hash only, so writing the same file twice is harmless). Returns the path relative to home."""
-    rel = f"archive/{sha[:2]}/{sha}.{ext}"
-    dest = home / rel
+def write_archive(archive_dir: Path, path: Path, data: bytes | None, sha: str, ext: str,
+                  made_dirs: set[Path] | None = None) -> Path:
+    """Copy a file, unchanged, to <archive>/<ab>/<sha256>.<ext> (atomically; the name comes from
+    the hash only, so writing the same file twice is harmless). Returns where it is.
+
+    Written to a temporary name and renamed, not `workspace.atomic_write`: that fsyncs every
+    copy and its folder (~2,800 fsyncs for a national month, seconds on a slow disk). The copy
+    need not be durable on its own: the inbox original is the durable copy until the batch that
+    records this one has committed and `os.sync()` ran (`_Remover`); a crash before leaves the
+    original in the inbox, and the next ingest writes a missing or empty copy again.
+    """
+    dest = archive_dir / sha[:2] / f"{sha}.{ext}"
     try:
         if dest.stat().st_size > 0:
-            return rel
+            return dest
     except FileNotFoundError:
         pass
     if made_dirs is None or dest.parent not in made_dirs:
@@ -200,13 +214,21 @@ def write_archive(home: Path, path: Path, data: bytes | None, sha: str, ext: str
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return rel
+    return dest
 
 
-def _prepare(path: Path, sender: str | None, *, home: Path | None, registry: Any, limits: Limits,
+def _relative(home: Path, path: Path) -> str:
+    try:
+        return path.relative_to(home).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _prepare(path: Path, sender: str | None, *, home: Path, archive_dir: Path | None, registry: Any,
+             limits: Limits,
              rules: Rules, known_codes: set[str], period: Period | None, index: RegistryIndex,
              received_at: datetime, made_dirs: set[Path]) -> _Prepared:
-    """Read, hash, archive (into `home`, unless None: a dry run) and judge one file.
+    """Read, hash, archive (into `archive_dir`, unless None: a dry run) and judge one file.
 
     The bytes archived and judged are the bytes hashed. Errors are kept, not raised: `_Ingest.one`
     meets them in the order of the steps of a one-file ingest.
@@ -236,9 +258,9 @@ def _prepare(path: Path, sender: str | None, *, home: Path | None, registry: Any
     except Exception as exc:
         p.error = exc
         return p
-    if home is not None:
+    if archive_dir is not None:
         try:
-            p.archive_path = write_archive(home, path, data, p.sha, p.ext, made_dirs)
+            p.archive_path = _relative(home, write_archive(archive_dir, path, data, p.sha, p.ext, made_dirs))
         except Exception as exc:
             p.archive_error = exc
             return p
@@ -309,7 +331,8 @@ class _Ingest:
         self.known_codes = set(self.registry.indicators)
         self.index = RegistryIndex.of(self.registry)
         self.context: dict[str, Any] = {
-            "home": None if dry_run else ws.home, "registry": self.registry, "limits": self.limits,
+            "home": ws.home, "archive_dir": None if dry_run else ws.archive_dir,
+            "registry": self.registry, "limits": self.limits,
             "rules": self.rules, "known_codes": self.known_codes, "period": period,
             "index": self.index, "received_at": self.received_at,
         }
@@ -317,8 +340,7 @@ class _Ingest:
         if workers > 0:
             self.pool = _start_pool(workers, self.context)   # before the database is opened
         self.conn: sqlite3.Connection = ws.connect()
-        # Statement journals in memory: otherwise each insert of a batch writes a temporary file.
-        self.conn.execute("PRAGMA temp_store = MEMORY")
+        store.prepare_for_batches(self.conn)
         self._made_dirs: set[Path] = set()
         self._batch_files = 0
         self._batch_started = 0.0
@@ -332,8 +354,7 @@ class _Ingest:
     # ------------------------------------------------------------------ batches
     def begin(self) -> None:
         """Open the batch transaction (if none is open): the write lock is held from here."""
-        if not self.dry_run and not self.conn.in_transaction:
-            self.conn.execute("BEGIN IMMEDIATE")
+        if not self.dry_run and store.begin_batch(self.conn):
             self._batch_files = 0
             self._batch_started = time.monotonic()
 
@@ -343,12 +364,11 @@ class _Ingest:
                 or time.monotonic() - self._batch_started >= BATCH_SECONDS)
 
     def commit(self) -> None:
-        if self.conn.in_transaction:
-            self.conn.execute("COMMIT")
+        """Commit the open batch (BatchLost: it was rolled back, nothing of it is stored)."""
+        store.commit_batch(self.conn)
 
     def rollback(self) -> None:
-        if self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")
+        store.rollback_batch(self.conn)
 
     def history(self, county: str, period: Period) -> dict[str, dict[str, float]]:
         return store.current_numbers(self.conn, county, str(period))
@@ -387,6 +407,9 @@ class _Ingest:
         res.received_at = received
         try:
             self._one(path, sender, received, res, self.prepared(path, sender, ahead))
+        except store.BatchLost:
+            log.exception("the database rolled back the open batch at %s", display)
+            res.batch_lost = True
         except Exception as exc:  # one bad file never stops the others
             log.exception("internal error on %s", display)
             res.verdict = "rejected"
@@ -396,6 +419,9 @@ class _Ingest:
             if res.sha256 and res.archive_path and not self.dry_run and res.submission_id is None:
                 try:
                     self._record(res, None, path.name, sender, received, 0)
+                except store.BatchLost:
+                    log.exception("the database rolled back the open batch at %s", display)
+                    res.batch_lost = True
                 except Exception:  # the database itself is failing: report, keep the file
                     log.exception("could not record the rejection of %s", display)
         return res
@@ -494,9 +520,7 @@ class _Ingest:
                 for p in store.problems_of(self.conn, row.id)
             ]
             if not self.dry_run:
-                file_row = self.conn.execute(
-                    "SELECT archive_path FROM files WHERE sha256 = ?", (sha,)).fetchone()
-                res.archive_path = file_row[0] if file_row else None
+                res.archive_path = store.archive_path_of(self.conn, sha)
                 store.record_unchanged(self.conn, row=row, file_name=name, sender_code=sender,
                                        at=self.ingested_at, actor=self.source)
                 res.recorded = res.archive_path is not None and (self.ws.home / res.archive_path).exists()
@@ -616,6 +640,22 @@ class _Remover:
                     log.warning("could not remove %s from the inbox: %s", path, exc)
 
 
+def _not_stored(res: FileResult, reason: str) -> None:
+    """A file recorded in a batch that SQLite then rolled back: report it as not stored."""
+    res.recorded = False
+    if res.unchanged:        # only its audit line is lost; the version it repeats stays stored
+        return
+    res.not_stored = True
+    res.verdict = "rejected"
+    res.values = 0
+    res.submission_id = None
+    res.supersedes = None
+    res.problems = [Problem(
+        "not_stored",
+        f"数据库写入失败，本文件未能保存（{reason}）。文件不会从收件箱删除，下次收取时将重新处理，无需重新报送。",
+    ), *res.problems]
+
+
 def _workers_for(n_files: int) -> int:
     if n_files < PARALLEL_MIN_FILES or WORKERS < 1 or (os.cpu_count() or 1) < 2:
         return 0
@@ -638,7 +678,7 @@ def _run(
     job = _Ingest(ws, now=now, dry_run=dry_run, source=source, period=period,
                   received_at=received_at, workers=_workers_for(len(items)))
     remover = _Remover() if remove and not dry_run else None
-    pending: list[Path] = []    # recorded in the batch still open
+    batch: list[tuple[FileResult, Path]] = []    # recorded in the batch still open
     ahead: deque[_Ahead] = deque()
     next_item = 0
 
@@ -649,6 +689,23 @@ def _run(
             chunk = [(p, s) for p, _d, s in items[next_item : next_item + _CHUNK_FILES]]
             ahead.extend(job.hand_over(chunk))
             next_item += len(chunk)
+
+    def lose_batch(reason: str) -> None:
+        # SQLite rolled the open batch back: none of its files is stored; they stay in the inbox.
+        log.error("a batch of %d file(s) was not stored (%s); they stay where they are", len(batch), reason)
+        for res, _path in batch:
+            _not_stored(res, reason)
+        batch.clear()
+
+    def commit() -> None:
+        try:
+            job.commit()
+        except store.BatchLost as exc:
+            lose_batch(str(exc))
+            return
+        if remover is not None:
+            remover.remove([path for _res, path in batch])
+        batch.clear()
 
     ok = False
     try:
@@ -662,20 +719,19 @@ def _run(
             job.begin()
             result = job.one(path, display, sender, handed)
             report.files.append(result)
-            if remove and result.recorded:
-                pending.append(path)
             log.debug("%s: %s", display, result.verdict)
+            if result.batch_lost:
+                batch.append((result, path))
+                lose_batch("SQLite rolled back the transaction")
+                continue
+            if result.recorded:
+                batch.append((result, path))
             if job.batch_full():
-                job.commit()
-                if remover is not None:
-                    remover.remove(pending)
-                pending = []
+                commit()
         ok = True
     finally:
         try:
-            job.commit()   # what was recorded, file by file, stays recorded
-            if remover is not None:
-                remover.remove(pending)
+            commit()   # what was recorded, file by file, stays recorded
         except Exception:
             log.exception("could not commit the last batch; its files stay in the inbox")
             job.rollback()

@@ -199,6 +199,58 @@ def last_return(conn: sqlite3.Connection, county_code: str, period: str) -> str 
 # ----------------------------------------------------------------------------- writes (intake)
 
 
+class BatchLost(Exception):
+    """SQLite rolled back the whole batch transaction (disk full, I/O error, a failed COMMIT):
+    every file recorded in it since its BEGIN is gone and must be ingested again."""
+
+
+def prepare_for_batches(conn: sqlite3.Connection) -> None:
+    """Tune a connection that writes many files per transaction: statement journals in memory
+    (otherwise each insert of a batch writes a temporary file)."""
+    conn.execute("PRAGMA temp_store = MEMORY")
+
+
+def begin_batch(conn: sqlite3.Connection) -> bool:
+    """Open a batch transaction (the write lock is held from here) unless one is open.
+    True if it opened one."""
+    if conn.in_transaction:
+        return False
+    conn.execute("BEGIN IMMEDIATE")
+    return True
+
+
+def commit_batch(conn: sqlite3.Connection) -> None:
+    """Commit the open batch; BatchLost if the COMMIT fails (the batch is rolled back)."""
+    if not conn.in_transaction:
+        return
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        rollback_batch(conn)
+        raise BatchLost(f"the batch could not be committed: {exc}") from exc
+
+
+def rollback_batch(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            if conn.in_transaction:
+                raise
+
+
+def archive_path_of(conn: sqlite3.Connection, sha256: str) -> str | None:
+    """Where a file's archive copy is recorded (relative to the workspace home), if it is known."""
+    row = conn.execute("SELECT archive_path FROM files WHERE sha256 = ?", (sha256,)).fetchone()
+    return row[0] if row else None
+
+
+def set_archive_path(conn: sqlite3.Connection, sha256: str, archive_path: str) -> None:
+    """A known file's archive copy was written again, at `archive_path`."""
+    with _tx(conn):
+        conn.execute("UPDATE files SET archive_path = ? WHERE sha256 = ?", (archive_path, sha256))
+
+
 def _tx(conn: sqlite3.Connection) -> Any:
     """One file's writes, all or nothing: its own transaction, or a savepoint inside the batch
     transaction an ingest holds (see intake/ingest.py), rolled back alone if it fails."""
@@ -220,24 +272,18 @@ class _savepoint:
 
     def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
         if exc_type is not None:
-            if not self.conn.in_transaction:  # SQLite already rolled the whole batch back
-                return
+            if not self.conn.in_transaction:
+                # SQLite rolled the whole batch back (disk full, I/O error): the files recorded
+                # in it before this one are gone too. Their callers must know.
+                if isinstance(exc, BatchLost):
+                    return
+                raise BatchLost(f"SQLite rolled back the batch: {exc}") from exc
             self.conn.execute("ROLLBACK TO one_file")
         self.conn.execute("RELEASE one_file")
 
 ValueRow = tuple[str, str, "float | None", "str | None", str]   # cluster, indicator, value, text, cell
 ProblemIn = tuple[str, str, "str | None", "str | None", "str | None", "str | None", str]
 # severity, code, sheet, cell, cluster_code, indicator, message
-
-
-def current_for(conn: sqlite3.Connection, county_code: str, period: str) -> SubmissionRow | None:
-    """The version in force of one county for a period, if any."""
-    row = conn.execute(
-        "SELECT * FROM submissions WHERE county_code = ? AND period = ? AND state = 'current' "
-        "ORDER BY id DESC LIMIT 1",
-        (county_code, period),
-    ).fetchone()
-    return SubmissionRow.from_row(row) if row else None
 
 
 def current_with_sha(conn: sqlite3.Connection, sha256: str) -> list[SubmissionRow]:

@@ -1,0 +1,63 @@
+"""Batches: a batch SQLite rolls back (disk full, I/O error) loses no inbox file."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+from supervise.intake.ingest import collect_inbox
+from supervise.periods import Month
+from supervise.workspace import Workspace
+
+from .intake_corpus import at, filled
+
+MARCH = Month(2025, 3)
+COUNTIES = ["130981", "130982", "130983", "130984"]    # the inbox order
+
+
+def _inbox(ws: Workspace, tmp_path: Path) -> dict[str, Path]:
+    out = {}
+    for county in COUNTIES:
+        src = filled(ws, county, MARCH, tmp_path / f"{county}.xlsx")
+        target = ws.inbox_dir / county / f"{county}.xlsx"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, target)
+        out[county] = target
+    return out
+
+
+def test_a_batch_rolled_back_by_sqlite_keeps_its_files_in_the_inbox(ws: Workspace, tmp_path: Path) -> None:
+    files = _inbox(ws, tmp_path)
+    # The third file's insert makes SQLite roll back the whole transaction, as a full disk does.
+    conn = sqlite3.connect(ws.db_path)
+    conn.execute("CREATE TRIGGER lose_batch BEFORE INSERT ON submissions WHEN NEW.county_code = '130983' "
+                 "BEGIN SELECT RAISE(ROLLBACK, 'database or disk is full'); END")
+    conn.commit()
+    conn.close()
+
+    report = collect_inbox(ws, now=at("2025-04-03 10:00"))
+    by = {f.county_code or Path(f.file).stem: f for f in report.files}
+    # The first three files were in the batch that was lost; the fourth started a new one.
+    for county in COUNTIES[:3]:
+        f = by[county]
+        assert (f.recorded, f.not_stored, f.submission_id) == (False, True, None), county
+        assert f.problems[0].code == "not_stored"
+        assert f.to_json()["stored"] is False
+        assert files[county].exists(), f"{county} was removed from the inbox but is not stored"
+    assert by["130984"].verdict == "accepted" and by["130984"].recorded
+    assert not files["130984"].exists()
+    assert report.summary["not_stored"] == 3 and report.summary["accepted"] == 1
+
+    conn = sqlite3.connect(ws.db_path)
+    stored = [r[0] for r in conn.execute("SELECT county_code FROM submissions ORDER BY id")]
+    conn.execute("DROP TRIGGER lose_batch")
+    conn.commit()
+    conn.close()
+    assert stored == ["130984"]
+
+    # Next collect: the files left behind are stored.
+    again = collect_inbox(ws, now=at("2025-04-03 11:00"))
+    assert sorted((f.county_code, f.verdict) for f in again.files) == sorted(
+        (c, "accepted") for c in COUNTIES[:3])
+    assert not any(p.exists() for p in files.values())
