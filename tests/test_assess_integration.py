@@ -5,10 +5,7 @@ Submissions are written straight into the submissions tables (the intake is test
 
 from __future__ import annotations
 
-import hashlib
 import json
-import sqlite3
-from itertools import count
 
 import pytest
 from click.testing import CliRunner
@@ -18,9 +15,7 @@ from supervise.cli import cli
 from supervise.store.results import load_result, previous_result
 from supervise.workspace import Workspace
 
-from .conftest import at
-
-_ids = count(1)
+from .conftest import at, store_submission
 
 RULEBOOK = """
 [rulebook]
@@ -67,50 +62,6 @@ min_units = 6
 """
 
 
-def insert_submission(
-    conn: sqlite3.Connection,
-    county: str,
-    period: str,
-    rows: dict[str, dict[str, float]],
-    received_at: str,
-    warnings: int = 0,
-) -> int:
-    """Store an accepted submission as the current version (superseding an earlier one)."""
-    n = next(_ids)
-    sha = hashlib.sha256(f"{county}/{period}/{n}".encode()).hexdigest()
-    dataset = "quarterly" if "Q" in period else "monthly"
-    conn.execute(
-        "INSERT INTO files (sha256, size, archive_path, first_name, first_seen_at) VALUES (?, 1, ?, ?, ?)",
-        (sha, f"archive/{sha}", f"{county}.xlsx", received_at),
-    )
-    old = conn.execute(
-        "SELECT id FROM submissions WHERE county_code = ? AND period = ? AND state = 'current'", (county, period)
-    ).fetchone()
-    if old:
-        conn.execute("UPDATE submissions SET state = 'superseded' WHERE id = ?", (old[0],))
-    sid = conn.execute(
-        """INSERT INTO submissions (county_code, sender_code, period, dataset, file_sha256, file_name, format,
-           template_version, received_at, ingested_at, verdict, state, supersedes, n_values)
-           VALUES (?, ?, ?, ?, ?, ?, 'xlsx', 1, ?, ?, ?, 'current', ?, ?)""",
-        (county, county, period, dataset, sha, f"{county}.xlsx", received_at, received_at,
-         "warning" if warnings else "accepted", old[0] if old else None,
-         sum(len(r) for r in rows.values())),
-    ).lastrowid
-    for cluster, values in rows.items():
-        for indicator, value in values.items():
-            conn.execute(
-                "INSERT INTO submission_values (submission_id, cluster_code, indicator, value) VALUES (?, ?, ?, ?)",
-                (sid, cluster, indicator, value),
-            )
-    for i in range(warnings):
-        conn.execute(
-            "INSERT INTO problems (submission_id, severity, code, message) VALUES (?, 'warning', 'jump', ?)",
-            (sid, f"环比变动过大 {i}"),
-        )
-    assert sid is not None
-    return sid
-
-
 def december_row(in_park: float, park_new: float, total: float = 100) -> dict[str, float]:
     row = {
         "ent_total": total, "ent_above": 10, "ent_above_new_ytd": 1, "ent_above_upgraded_ytd": 2,
@@ -148,13 +99,13 @@ def year_ws(ws: Workspace) -> Workspace:
     try:
         # 黄骅 130983: two clusters, summed: in park 50 + 40 of 50 + 50 = 90 %; new 20 + 11 = 31
         # (its target); one data-quality warning.
-        insert_submission(
+        store_submission(
             conn, "130983", "2025-12",
             {"CZ01": december_row(50, 20, total=50), "CZ02": december_row(40, 11, total=50)},
-            ON_TIME, warnings=1,
+            ON_TIME, warnings=[("CZ01", "ent_in_park", "环比变动过大")],
         )
         for county, in_park, new, received in DECEMBER:
-            insert_submission(conn, county, "2025-12", {f"X{county}": december_row(in_park, new)}, received)
+            store_submission(conn, county, "2025-12", {f"X{county}": december_row(in_park, new)}, received)
     finally:
         conn.close()
     return ws
@@ -225,7 +176,7 @@ def test_same_inputs_reuse_the_stored_result(year_ws: Workspace) -> None:
             "SELECT COUNT(*) FROM assessment_points WHERE assessment_id = ?", (first.assessment_id,)
         ).fetchone()[0] == 14 * 2
         # 海兴 finally reports (late): new inputs → a new result, now the latest for the period.
-        insert_submission(conn, "130924", "2025-12", {"CZ44": december_row(95, 24)}, "2026-01-22T09:00:00+08:00")
+        store_submission(conn, "130924", "2025-12", {"CZ44": december_row(95, 24)}, "2026-01-22T09:00:00+08:00")
     finally:
         conn.close()
     third = run_assessments(year_ws, "2025", now=at("2026-01-22 10:00"))[1]
@@ -242,6 +193,24 @@ def test_same_inputs_reuse_the_stored_result(year_ws: Workspace) -> None:
         assert previous_result(conn, "t-year", "2025") is None
     finally:
         conn.close()
+
+
+def test_a_run_reads_each_period_once(year_ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two rulebooks read December; the bulletin reads it again, and Q4 for its goals: each of
+    those reads (reporting status, values in force) happens once in the run."""
+    from supervise.assess import reads
+    from supervise.bulletin import render_bulletins
+
+    statuses: list[str] = []
+    values: list[str] = []
+    real_status, real_values = reads.reporting_status, reads.current_values
+    monkeypatch.setattr(reads, "reporting_status", lambda c, r, p, d: statuses.append(str(p)) or real_status(c, r, p, d))
+    monkeypatch.setattr(reads, "current_values", lambda c, p: values.append(p) or real_values(c, p))
+    results = run_assessments(year_ws, "2025", now=at("2026-01-20 09:00"))
+    assert len(results) == 2 and statuses == ["2025-12"] and values == ["2025-12"]
+    render_bulletins(year_ws, "2025", results, now=at("2026-01-20 09:00"))
+    assert statuses == ["2025-12"]
+    assert values[0] == "2025-12" and len(values) == len(set(values)) and "2025Q4" in values
 
 
 def test_explain_json_and_table(year_ws: Workspace) -> None:
@@ -318,7 +287,7 @@ def test_monthly_default_rulebook_with_a_missing_county(ws: Workspace) -> None:
     conn = ws.connect()
     try:
         for county in [c.code for c in ws.registry.assessed_counties()][:-1]:
-            insert_submission(conn, county, "2025-03", {f"X{county}": december_row(50, 5)}, "2025-04-02T10:00:00+08:00")
+            store_submission(conn, county, "2025-03", {f"X{county}": december_row(50, 5)}, "2025-04-02T10:00:00+08:00")
     finally:
         conn.close()
     (result,) = run_assessments(ws, "2025-03", now=at("2025-04-10 09:00"))

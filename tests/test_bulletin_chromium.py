@@ -6,14 +6,13 @@ import shutil
 import struct
 import subprocess
 import zlib
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from supervise.workspace import Workspace
 
-from .test_bulletin_render import filled, render  # noqa: F401  (fixture)
+from .bulletin_support import Dom, render
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 
@@ -54,21 +53,6 @@ def png_summary(data: bytes) -> tuple[int, int, int]:
     return width, height, len(set(zlib.decompress(idat)))
 
 
-class _Dom(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[str] = []
-        self.urls: list[str] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append(tag)
-        self.urls += [v or "" for k, v in attrs if k in ("src", "href", "xlink:href")]
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-
 def test_page_renders_in_chromium(filled: Workspace, tmp_path: Path) -> None:  # noqa: F811
     out = render(filled)
     shot = tmp_path / "page.png"
@@ -78,7 +62,7 @@ def test_page_renders_in_chromium(filled: Workspace, tmp_path: Path) -> None:  #
     assert distinct > 32, "the screenshot is blank"
 
     dom_text = chromium(tmp_path, "--dump-dom", out.html.as_uri()).stdout.decode("utf-8")
-    dom = _Dom()
+    dom = Dom()
     dom.feed(dom_text)
     text = "".join(dom.text)
     for county in filled.registry.assessed_counties():
@@ -92,7 +76,7 @@ def test_page_renders_in_chromium(filled: Workspace, tmp_path: Path) -> None:  #
 def test_email_renders_in_chromium(filled: Workspace, tmp_path: Path) -> None:  # noqa: F811
     out = render(filled)
     dom_text = chromium(tmp_path, "--dump-dom", out.email_html.as_uri()).stdout.decode("utf-8")
-    dom = _Dom()
+    dom = Dom()
     dom.feed(dom_text)
     assert "script" not in dom.tags and "svg" not in dom.tags and "style" not in dom.tags
     text = "".join(dom.text)

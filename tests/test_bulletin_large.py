@@ -9,12 +9,12 @@ import openpyxl
 import pytest
 
 from supervise.assess.model import UnitResult
-from supervise.bulletin import render_page, write_workbook, render_email
+from supervise.bulletin import render_email, render_page, write_workbook
 from supervise.periods import TZ
 from supervise.registry import Cluster, County, Registry, load_registry
 from supervise.status import CountyStatus
 
-from .test_bulletin_build import make_bulletin, make_result
+from .bulletin_support import make_bulletin, make_result
 
 N = 2844
 

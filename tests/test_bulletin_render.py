@@ -2,100 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import sqlite3
 from datetime import datetime
-from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import openpyxl
 import pytest
 
 from supervise.assess.model import RewardTally, Settlement
-from supervise.bulletin import render_bulletins
 from supervise.bulletin import render as render_mod
-from supervise.periods import TZ
 from supervise.workspace import Workspace
 
-from .test_bulletin_build import ATTACKS, annual_settlement, make_result
+from .bulletin_support import ATTACKS, Dom, annual_settlement, cells, make_result, render
 
-NOW = datetime(2025, 4, 20, 8, 0, tzinfo=TZ)
 TITLE = "关于2025年3月全市县域特色产业集群发展情况的通报"
-
-
-def add_submission(
-    conn: sqlite3.Connection,
-    county: str,
-    period: str,
-    received_at: str,
-    values: dict[str, dict[str, float | str]],
-    warnings: list[tuple[str, str, str]] = (),  # type: ignore[assignment]
-) -> int:
-    """Store an accepted submission (current version) with its values and warnings."""
-    sha = hashlib.sha256(f"{county}/{period}/{received_at}".encode()).hexdigest()
-    conn.execute("INSERT INTO files VALUES (?, 1, ?, ?, ?)", (sha, f"archive/{sha}", f"{county}.xlsx", received_at))
-    cur = conn.execute(
-        """INSERT INTO submissions (county_code, sender_code, period, dataset, file_sha256, file_name, format,
-               template_version, received_at, ingested_at, verdict, state, n_values)
-           VALUES (?, ?, ?, ?, ?, ?, 'xlsx', 1, ?, ?, ?, 'current', ?)""",
-        (county, county, period, "quarterly" if "Q" in period else "monthly", sha, f"{county}.xlsx",
-         received_at, received_at, "warning" if warnings else "accepted", sum(map(len, values.values()))),
-    )
-    sid = int(cur.lastrowid or 0)
-    for cluster, vals in values.items():
-        for ind, v in vals.items():
-            conn.execute(
-                "INSERT INTO submission_values VALUES (?, ?, ?, ?, ?, NULL)",
-                (sid, cluster, ind, None if isinstance(v, str) else v, v if isinstance(v, str) else None),
-            )
-    for cluster, ind, message in warnings:
-        conn.execute(
-            "INSERT INTO problems (submission_id, severity, code, sheet, cell, cluster_code, indicator, message) "
-            "VALUES (?, 'warning', 'jump', '填报表', 'H7', ?, ?, ?)",
-            (sid, cluster, ind, message),
-        )
-    return sid
-
-
-@pytest.fixture
-def filled(ws: Workspace) -> Workspace:
-    """March: 黄骅 (CZ01–CZ04) and 任丘 (CZ05, CZ11) on time, 河间 two days late, the rest missing.
-
-    Revenue (万元, YTD / last year): CZ01 1,200,000/1,000,000; CZ02 300,000/300,000;
-    CZ05 2,500,000/2,000,000; CZ11 5,500,000/5,000,000; CZ12 (河间) 80,000/100,000.
-    Total 9,580,000 万元 = 958.00 亿元; last year 8,400,000 → growth (9,580,000 − 8,400,000) / 8,400,000
-    = 14.047… % → 14.0 %. ≥100亿: CZ01 (100–200), CZ05 (200–500), CZ11 (500+) = 3.
-    Q1 update (goals): 黄骅 CZ01 hitech_ent 400, a problems text holding every attack string.
-    """
-    conn = ws.connect()
-    add_submission(conn, "130983", "2025-03", "2025-04-03T16:20:00+08:00", {
-        "CZ01": {"revenue_ytd": 1_200_000, "revenue_ytd_ly": 1_000_000},
-        "CZ02": {"revenue_ytd": 300_000, "revenue_ytd_ly": 300_000},
-    }, warnings=[("CZ01", "revenue_ytd", a) for a in ATTACKS])
-    add_submission(conn, "130982", "2025-03", "2025-04-05T23:59:00+08:00", {
-        "CZ05": {"revenue_ytd": 2_500_000, "revenue_ytd_ly": 2_000_000},
-        "CZ11": {"revenue_ytd": 5_500_000, "revenue_ytd_ly": 5_000_000},
-    })
-    add_submission(conn, "130984", "2025-03", "2025-04-07T10:00:00+08:00", {
-        "CZ12": {"revenue_ytd": 80_000, "revenue_ytd_ly": 100_000},
-    })
-    add_submission(conn, "130983", "2025Q1", "2025-04-08T10:00:00+08:00", {
-        "CZ01": {"hitech_ent": 400, "problems": "\n".join(ATTACKS)},
-    })
-    conn.close()
-    return ws
-
-
-def render(ws: Workspace, period: str = "2025-03", results: list[Any] | None = None):  # type: ignore[no-untyped-def]
-    results = results if results is not None else [make_result(ws.registry, period=period)]
-    return render_bulletins(ws, period, results, now=NOW)
-
-
-def cells(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    wb = openpyxl.load_workbook(path)
-    return {ws.title: [tuple(c.value for c in row) for row in ws.iter_rows()] for ws in wb.worksheets}
 
 
 def test_files_and_names(filled: Workspace) -> None:
@@ -257,21 +177,6 @@ def test_crash_after_first_file_leaves_whole_files(filled: Workspace, monkeypatc
 # --------------------------------------------------------------------------- injection
 
 
-class _Dom(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[str] = []
-        self.text: list[str] = []
-        self.urls: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append(tag)
-        self.urls += [v or "" for k, v in attrs if k in ("src", "href")]
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-
 def test_submission_text_is_never_a_formula(filled: Workspace) -> None:
     names = {"130926": '=HYPERLINK("http://x","y")'}         # a county name, too
     out = render(filled, results=[make_result(filled.registry, names=names)])
@@ -295,7 +200,7 @@ def test_quarterly_texts_are_text(filled: Workspace) -> None:
     wb = openpyxl.load_workbook(out.xlsx)
     progress = next(r for r in wb["集群进展"].iter_rows(min_row=3) if r[0].value == 1)
     assert progress[4].value == "\n".join(ATTACKS) and progress[4].data_type == "s"
-    dom = _Dom()
+    dom = Dom()
     dom.feed(out.html.read_text(encoding="utf-8"))
     assert "script" not in dom.tags and "\n".join(ATTACKS) in "".join(dom.text)
 
@@ -304,7 +209,7 @@ def test_submission_text_is_never_markup(filled: Workspace) -> None:
     out = render(filled)
     for path in (out.html, out.email_html):
         page = path.read_text(encoding="utf-8")
-        dom = _Dom()
+        dom = Dom()
         dom.feed(page)
         assert "script" not in dom.tags
         text = "".join(dom.text)
@@ -339,3 +244,44 @@ def test_period_without_results(filled: Workspace) -> None:
     assert "综合排名" in wb.sheetnames
     assert "本期无考核结果" in out.html.read_text(encoding="utf-8")
     assert json.loads(out.json.read_text(encoding="utf-8"))["assessments"] == []
+
+
+TALLY_RULEBOOK = """
+[rulebook]
+id = "t-tally"
+title = "新增规上企业奖励测试"
+version = "T1"
+period = "year"
+data = "monthly"
+
+[[indicators]]
+code = "new_entered"
+expr = "ent_above_new_ytd"
+weight = 100
+method = "rank"
+
+[settlement]
+reward_tally = true
+reward_new = 3
+reward_upgraded = 0.5
+"""
+
+
+def test_reward_tally_heading_states_the_rulebooks_rates(ws: Workspace) -> None:
+    from supervise.assess.engine import UnitInput, assess
+    from supervise.assess.rulebook import parse_rulebook
+
+    book = parse_rulebook(TALLY_RULEBOOK, ws.registry.indicators)
+    units = [
+        UnitInput(c.code, c.name, {"ent_above_new_ytd": 2.0, "ent_above_upgraded_ytd": 4.0})
+        for c in ws.registry.assessed_counties()
+    ]
+    result = assess(book, "2025", "2025-12", 1.0, units)
+    out = render(ws, "2025", [result])
+    heading = "新增规上工业企业奖励（新建入统每家3万元、小升规每家0.5万元）"
+    rows = cells(out.xlsx)["奖惩结算"]
+    assert (heading, None, None, None) in rows
+    # 2 × 3 + 4 × 0.5 = 8 万元 for each of the 14 counties: 112 in all.
+    assert ("黄骅市", 2, 4, 8) in rows and ("合计", None, None, 112) in rows
+    page = out.html.read_text(encoding="utf-8")
+    assert f"<h4>{heading}</h4>" in page and "每家2万元" not in page

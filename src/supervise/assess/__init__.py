@@ -6,9 +6,24 @@ workspace and stores results. `run_assessments` is the entry point for `supervis
 
 from __future__ import annotations
 
-from .model import AssessmentResult, Deduction, IndicatorScore, RewardTally, Settlement, Transfer, UnitResult
+from .model import (
+    AssessmentResult,
+    Deduction,
+    IndicatorScore,
+    RewardTally,
+    Settlement,
+    Transfer,
+    UnitResult,
+)
 from .rulebook import Rulebook, RulebookError, load_rulebook, load_rulebooks, parse_rulebook
-from .runner import AssessError, explain, explain_unit, prepare, run_assessments, workspace_rulebooks
+from .runner import (
+    AssessError,
+    explain,
+    explain_unit,
+    prepare,
+    run_assessments,
+    workspace_rulebooks,
+)
 
 __all__ = [
     "AssessError", "AssessmentResult", "Deduction", "IndicatorScore", "RewardTally", "Rulebook",

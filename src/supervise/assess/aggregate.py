@@ -8,28 +8,13 @@ cluster of the submission lacks a number for an indicator, the county's value ca
 from __future__ import annotations
 
 import math
-import sqlite3
-from typing import Mapping
+from collections.abc import Mapping
 
-from ..periods import Month, Period, Quarter, Year
+from ..periods import Month, Quarter
 from ..registry import Indicator
-from ..store.submissions import Value, current_values
+from ..store.submissions import Value
 
 Values = dict[str, float | None]
-
-
-def data_period(period: Period, data: str) -> Month | Quarter:
-    """Which submissions a rulebook reads for `period`: a year reads December (monthly) or Q4
-    (quarterly); a quarter read with monthly data reads the quarter's last month."""
-    if isinstance(period, Month):
-        if data != "monthly":
-            raise ValueError("a monthly assessment reads monthly data")
-        return period
-    if isinstance(period, Quarter):
-        return period if data == "quarterly" else period.last_month()
-    if isinstance(period, Year):
-        return period.december() if data == "monthly" else period.q4()
-    raise TypeError(f"not a period: {period!r}")
 
 
 def year_elapsed(p: Month | Quarter) -> float:
@@ -63,13 +48,13 @@ def aggregate(
 
 
 def county_values(
-    conn: sqlite3.Connection,
+    raw: Mapping[str, dict[str, dict[str, Value]]],
     period: Month | Quarter,
     counties: list[str],
     dictionary: Mapping[str, Indicator],
 ) -> tuple[dict[str, Values | None], dict[str, dict[str, dict[str, Value]]]]:
-    """Aggregated values per county (None: no current submission) and the raw cluster rows read."""
-    raw = current_values(conn, str(period))
+    """Aggregated values per county (None: no current submission) from the period's current
+    cluster rows (`store.submissions.current_values`), and the rows of the counties asked for."""
     out: dict[str, Values | None] = {}
     for code in counties:
         rows = raw.get(code)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from .model import AssessmentResult, Deduction, IndicatorScore, UnitResult
 from .ranking import rank_units
 from .rulebook import DeductionRule, IndicatorRule, Rulebook
 from .scoring import score
-from .settlement import reward_tally, settle
+from .settlement import TALLY_NEW, TALLY_UPGRADED, reward_tally, settle
 
+# What each [[deductions]] `on` is called in notes, bulletins and explain.
 DEDUCTION_LABELS = {"late": "迟报", "missing": "漏报", "rejected": "退回", "warning": "数据质量警告"}
 
 
@@ -44,7 +45,9 @@ def compute_deductions(
         elif r.on == "warning":
             if warnings <= 0:
                 continue
-            count, each, how = float(warnings), r.points or 0.0, f"数据质量警告{warnings}条，每条扣{r.points:g}分"
+            count, each, how = (
+                float(warnings), r.points or 0.0, f"{DEDUCTION_LABELS['warning']}{warnings}条，每条扣{r.points:g}分"
+            )
         else:
             if state != r.on:
                 continue
@@ -119,6 +122,7 @@ def assess(
 
     settlement = None
     tally = []
+    rates: tuple[float | None, float | None] = (None, None)
     rule = book.settlement
     if rule is not None and rule.rewards:
         settlement = settle({c: p.rank for c, p in places.items()}, rule.rewards, rule.min_units)
@@ -127,13 +131,14 @@ def assess(
             {
                 u.county_code: (
                     u.county_name,
-                    (u.values or {}).get("ent_above_new_ytd"),
-                    (u.values or {}).get("ent_above_upgraded_ytd"),
+                    (u.values or {}).get(TALLY_NEW),
+                    (u.values or {}).get(TALLY_UPGRADED),
                 )
                 for u in units
             },
             rule.reward_new, rule.reward_upgraded,
         )
+        rates = (rule.reward_new, rule.reward_upgraded)
 
     results = []
     for u in units:
@@ -158,4 +163,5 @@ def assess(
             {k: v for k, v in vars(d).items() if v not in (None, "")} for d in book.deductions
         ],
         ranking={"precision": book.ranking.precision, "tie_break": list(book.ranking.tie_break)},
+        reward_new=rates[0], reward_upgraded=rates[1],
     )

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import ast
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import cast
 
 from ..errors import SuperviseError
 
@@ -162,7 +163,7 @@ def _describe(node: ast.AST) -> str:
 
 def _compute(node: ast.AST, env: Mapping[str, float | None]) -> float:
     if isinstance(node, ast.Constant):
-        return float(node.value)
+        return float(cast("int | float", node.value))  # _check allowed numbers only
     if isinstance(node, ast.Name):
         return _lookup(env, node.id)
     if isinstance(node, ast.Attribute):

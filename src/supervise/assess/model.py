@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from .reads import PeriodReads
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
 
@@ -103,7 +105,7 @@ class Settlement:
 
 @dataclass
 class RewardTally:
-    """The yearly 新建入统 (2万 each) / 小升规 (1万 each) tally for one county."""
+    """The yearly 新建入统 / 小升规 tally for one county, at the rulebook's rates per enterprise."""
 
     county_code: str
     county_name: str
@@ -131,10 +133,15 @@ class AssessmentResult:
     data_period: str = ""                # the submissions read: 2025-03, 2025Q1, or 2025-12 / 2025Q4 for a year
     deductions: list[dict[str, Any]] = field(default_factory=list)  # the rulebook's deduction rules
     ranking: dict[str, Any] = field(default_factory=dict)           # precision, tie_break
+    reward_new: float | None = None      # 万元 per 新建入统 enterprise in rewards_tally (None: no tally)
+    reward_upgraded: float | None = None # 万元 per 小升规 enterprise
+    # Not part of the result: the store reads of the run that produced it, which the bulletin
+    # of the same run reuses (assess.reads). Never stored, compared or printed.
+    reads: PeriodReads | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, as plain JSON-ready data (stored with the result; see from_dict)."""
-        return _plain(self)
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "reads"}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AssessmentResult:

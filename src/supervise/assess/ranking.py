@@ -8,9 +8,10 @@ rulebook's order, higher points first (points equal to 9 decimals are equal).
 from __future__ import annotations
 
 import bisect
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Mapping, Sequence
 
 NDIGITS = 9
 
@@ -44,7 +45,7 @@ def rank_units(
             tuple(round(p, NDIGITS) for p in tie_points.get(unit, ())),
         )
     ordered = sorted(keys.values())
-    comparable = all(k[0] == k[0] and all(p == p for p in k[1]) for k in ordered)  # no NaN
+    comparable = not any(math.isnan(k[0]) or any(map(math.isnan, k[1])) for k in ordered)
     places = []
     for unit, key in keys.items():
         if comparable:   # the number of keys strictly greater, by bisection (n log n)

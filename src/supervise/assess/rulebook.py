@@ -7,16 +7,19 @@ keeps the two in step).
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import SuperviseError
 from ..registry import TARGET_NAMES, Indicator
 from . import expr as expr_mod
 from .expr import Expr, ExprError
+from .settlement import REWARD_NEW, REWARD_UPGRADED, TALLY_NEW, TALLY_UPGRADED
 
 MAX_RULEBOOK_BYTES = 1_000_000
 
@@ -106,8 +109,8 @@ class SettlementRule:
     rewards: tuple[float, ...] = ()         # 万元 to ranks 1, 2, 3...; () = no transfer ledger
     min_units: int = 6
     reward_tally: bool = False              # the 新建入统 / 小升规 tally
-    reward_new: float = 2.0                 # 万元 per 新建入统 enterprise
-    reward_upgraded: float = 1.0            # 万元 per 小升规 enterprise
+    reward_new: float = REWARD_NEW          # 万元 per 新建入统 enterprise
+    reward_upgraded: float = REWARD_UPGRADED  # 万元 per 小升规 enterprise
 
 
 @dataclass(frozen=True)
@@ -220,7 +223,7 @@ class _Loader:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise self.fail(f"{where} {key}", f"{key} must be a number (e.g. {key} = 10), not {v!r}")
         v = float(v)
-        if v != v or v in (float("inf"), float("-inf")):
+        if not math.isfinite(v):
             raise self.fail(f"{where} {key}", f"{key} must be a finite number, not {v!r}")
         if low is not None and (v < low or (low_open and v == low)):
             raise self.fail(f"{where} {key}", f"{key} must be {'>' if low_open else '≥'} {low:g}, not {v:g}")
@@ -464,14 +467,15 @@ class _Loader:
         if tally and data != "monthly":
             raise self.fail(
                 f"{w} reward_tally",
-                "the 新建入统/小升规 tally reads monthly data (ent_above_new_ytd, ent_above_upgraded_ytd); "
+                f"the 新建入统/小升规 tally reads monthly data ({TALLY_NEW}, {TALLY_UPGRADED}); "
                 "set data = \"monthly\" or remove reward_tally",
             )
         new = self.number(t, "reward_new", w, low=0)
         upgraded = self.number(t, "reward_upgraded", w, low=0)
         return SettlementRule(
             rewards=tuple(float(r) for r in rewards), min_units=min_units, reward_tally=tally,
-            reward_new=2.0 if new is None else new, reward_upgraded=1.0 if upgraded is None else upgraded,
+            reward_new=REWARD_NEW if new is None else new,
+            reward_upgraded=REWARD_UPGRADED if upgraded is None else upgraded,
         )
 
 

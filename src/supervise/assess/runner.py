@@ -12,13 +12,13 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import SuperviseError
-from ..periods import Period, parse_period
-from ..status import reporting_status
+from ..periods import Period, as_period, data_period
 from ..store.results import find_result, save_result
 from ..workspace import Workspace
-from .aggregate import county_values, data_period, year_elapsed
+from .aggregate import county_values, year_elapsed
 from .engine import UnitInput, assess
 from .model import AssessmentResult
+from .reads import PeriodReads
 from .rulebook import Rulebook, load_rulebooks
 
 # Part of every inputs hash: a change to how the engine computes invalidates stored results.
@@ -34,17 +34,23 @@ def workspace_rulebooks(ws: Workspace) -> list[Rulebook]:
     return load_rulebooks(ws.rules_dir, ws.registry.indicators)
 
 
-def _period(period: Period | str) -> Period:
-    return parse_period(period) if isinstance(period, str) else period
+def run_reads(ws: Workspace) -> PeriodReads:
+    """A fresh cache for one run's reads of the store (see assess.reads)."""
+    return PeriodReads(ws.registry, ws.settings.deadlines)
 
 
-def prepare(ws: Workspace, conn: sqlite3.Connection, book: Rulebook, period: Period) -> AssessmentResult:
-    """Read the inputs of one rulebook for one period and assess them (nothing is stored)."""
+def prepare(
+    ws: Workspace, conn: sqlite3.Connection, book: Rulebook, period: Period, reads: PeriodReads | None = None
+) -> AssessmentResult:
+    """Read the inputs of one rulebook for one period and assess them (nothing is stored).
+
+    Rulebooks assessed in the same run share `reads`, so each data period is read once."""
     registry = ws.registry
+    reads = reads or run_reads(ws)
     dp = data_period(period, book.data)
     counties = registry.assessed_counties()
-    values, raw = county_values(conn, dp, [c.code for c in counties], registry.indicators)
-    statuses = {s.county_code: s for s in reporting_status(conn, registry, dp, ws.settings.deadlines)}
+    values, raw = county_values(reads.values(conn, dp), dp, [c.code for c in counties], registry.indicators)
+    statuses = {s.county_code: s for s in reads.statuses(conn, dp)}
     units = []
     for c in counties:
         st = statuses[c.code]
@@ -84,14 +90,20 @@ def inputs_hash(book: Rulebook, period: str, units: list[UnitInput], raw: dict[s
 
 def run_assessments(ws: Workspace, period: Period | str, *, now: datetime) -> list[AssessmentResult]:
     """Assess every rulebook whose `period` is this period's kind, store and return the results
-    (sorted by rulebook id). Same inputs → the same stored result, issued when first assessed."""
-    p = _period(period)
+    (sorted by rulebook id). Same inputs → the same stored result, issued when first assessed.
+
+    Each result carries the run's reads (`AssessmentResult.reads`): the bulletin rendered from
+    these results reuses them instead of reading the same submissions again."""
+    p = as_period(period)
     books = [b for b in workspace_rulebooks(ws) if b.period == p.kind]
+    reads = run_reads(ws)
     out = []
     conn = ws.connect()
     try:
         for book in books:
-            out.append(save_result(conn, prepare(ws, conn, book, p), now=now))
+            stored = save_result(conn, prepare(ws, conn, book, p, reads), now=now)
+            stored.reads = reads
+            out.append(stored)
     finally:
         conn.close()
     return out
@@ -101,7 +113,7 @@ def explain(
     ws: Workspace, county_code: str, period: Period | str, rulebook_id: str | None = None
 ) -> dict[str, Any]:
     """How one county's score was reached under each rulebook for the period (read-only)."""
-    p = _period(period)
+    p = as_period(period)
     county = ws.registry.counties.get(county_code)
     if county is None or not county.assessed:
         raise AssessError(f"县（市）代码 {county_code} 不是参加考核的单位；请用 counties.csv 中的代码")
@@ -121,11 +133,12 @@ def explain(
         books = [b for b in books if b.period == p.kind]
         if not books:
             raise AssessError(f"rules/ 中没有按 {p.kind} 考核的规则")
+    reads = run_reads(ws)
     conn = ws.connect()
     try:
         docs = []
         for book in books:
-            result = prepare(ws, conn, book, p)
+            result = prepare(ws, conn, book, p, reads)
             stored = find_result(conn, book.id, str(p), result.inputs_hash)
             if stored is not None:
                 result = stored
@@ -151,14 +164,14 @@ def explain_unit(result: AssessmentResult, county_code: str) -> dict[str, Any]:
             "note": s.note,
         })
     settlement = None
-    s = result.settlement
-    if s is not None:
+    sm = result.settlement
+    if sm is not None:
         settlement = {
-            "applies": s.applies, "reason": s.reason, "rewards": s.rewards,
-            "net": s.net.get(county_code, 0.0) if s.applies else None,
+            "applies": sm.applies, "reason": sm.reason, "rewards": sm.rewards,
+            "net": sm.net.get(county_code, 0.0) if sm.applies else None,
             "lines": [
                 {"payer": t.payer, "payee": t.payee, "amount": t.amount}
-                for t in s.ledger if county_code in (t.payer, t.payee)
+                for t in sm.ledger if county_code in (t.payer, t.payee)
             ],
         }
     tally = next((t for t in result.rewards_tally if t.county_code == county_code), None)

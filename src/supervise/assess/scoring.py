@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 NDIGITS = 9  # values equal to 9 decimals are equal
 

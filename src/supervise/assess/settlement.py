@@ -13,11 +13,18 @@ against payees from the first place downwards, so without ties last → first, n
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from .model import RewardTally, Settlement, Transfer
 
 YUAN_PER_WAN = 10_000
+
+# The 新建入统 / 小升规 tally: the indicators it counts and the default rates (万元 per
+# enterprise; a rulebook's [settlement] reward_new / reward_upgraded override them).
+TALLY_NEW = "ent_above_new_ytd"
+TALLY_UPGRADED = "ent_above_upgraded_ytd"
+REWARD_NEW = 2.0
+REWARD_UPGRADED = 1.0
 
 
 def settle(
@@ -90,8 +97,8 @@ def _match(payers: Sequence[str], payees: Sequence[str], net: Mapping[str, int])
 
 def reward_tally(
     counts: Mapping[str, tuple[str, float | None, float | None]],
-    reward_new: float = 2.0,
-    reward_upgraded: float = 1.0,
+    reward_new: float = REWARD_NEW,
+    reward_upgraded: float = REWARD_UPGRADED,
 ) -> list[RewardTally]:
     """Per county, in the given order: (name, 新建入统, 小升规) → the reward in 万元; missing counts 0."""
     out = []

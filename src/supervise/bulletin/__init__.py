@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from .build import bulletin_title, build_bulletin
+from .build import build_bulletin, bulletin_title
 from .excel import write_workbook
 from .html import render_email, render_page
 from .model import Bulletin

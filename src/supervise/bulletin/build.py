@@ -10,10 +10,12 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import TypeVar
 
+from ..assess.engine import DEDUCTION_LABELS
 from ..assess.model import AssessmentResult, Deduction, UnitResult
-from ..periods import TZ, Month, Period, Quarter, Year, parse_period
+from ..assess.settlement import REWARD_NEW, REWARD_UPGRADED
+from ..periods import TZ, Month, Period, Quarter, Year, as_period, chinese_date
 from ..registry import Registry
-from ..status import STATE_LABELS, CountyStatus
+from ..status import STATE_LABELS, CountyStatus, rates
 from ..workspace import Settings
 from .model import (
     TIER_100,
@@ -56,8 +58,6 @@ FULL_LIST_MAX = 200
 YI = 10_000.0                 # 万元 per 亿元
 TIER_BOUNDS = ((500 * YI, TIER_500), (200 * YI, TIER_200), (100 * YI, TIER_100))
 
-DEDUCTION_LABELS = {"late": "迟报", "missing": "漏报", "rejected": "退回", "warning": "数据质量提示"}
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -68,14 +68,10 @@ def bulletin_title(period: Period | str) -> str:
 
 
 def period_label(period: Period | str) -> str:
-    p = parse_period(str(period)) if isinstance(period, str) else period
+    p = as_period(period)
     if isinstance(p, Year):
         return f"{p.year}年度"
     return p.label
-
-
-def date_line(d: date) -> str:
-    return f"{d.year}年{d.month}月{d.day}日"
 
 
 def ytd_span(period: Period) -> str:
@@ -244,6 +240,8 @@ def _section(result: AssessmentResult, previous: AssessmentResult | None) -> Ass
     else:
         note = ""
     tally = [TallyRow(t.county_code, t.county_name, t.new_entered, t.upgraded, t.amount) for t in result.rewards_tally]
+    new = REWARD_NEW if result.reward_new is None else result.reward_new
+    upgraded = REWARD_UPGRADED if result.reward_upgraded is None else result.reward_upgraded
     scores = [u.score for u in result.units]
     return AssessmentSection(
         rulebook=result.rulebook,
@@ -261,6 +259,7 @@ def _section(result: AssessmentResult, previous: AssessmentResult | None) -> Ass
         settlement=settlement,
         settlement_note=note,
         tally=tally,
+        tally_title=f"新增规上工业企业奖励（新建入统每家{new:g}万元、小升规每家{upgraded:g}万元）",
         tally_total=sum(t.amount for t in tally),
         max_score=max([s for s in scores if s > 0], default=0.0),
     )
@@ -288,10 +287,9 @@ def _clusters(registry: Registry, values: Values, period: Period) -> tuple[list[
                 revenue_ly=ly,
                 growth=growth,
                 tier=tier_of(rev),
-                reported=rev is not None,
             )
         )
-    reported = [r for r in rows if r.revenue is not None]
+    reported = [r for r in rows if r.reported]
     both = [r for r in reported if r.revenue_ly]
     total = sum(r.revenue or 0.0 for r in reported)
     now_both = sum(r.revenue or 0.0 for r in both)
@@ -354,17 +352,24 @@ def _statuses(registry: Registry, statuses: list[CountyStatus]) -> tuple[list[St
                 ind = registry.indicators.get(w.indicator)
                 where.append(ind.label if ind else w.indicator)
             warnings.append(WarningRow(s.county_code, s.county_name, " · ".join(where), w.message, w.code))
-    n = len(rows)
     count = {k: sum(1 for r in rows if r.state == k) for k in ("on_time", "late", "missing", "rejected")}
+    rate = rates(statuses)
+    sentence = (
+        f"应报{len(rows)}个县（市），按时报送{count['on_time']}个、迟报{count['late']}个、"
+        f"漏报{count['missing']}个、退回{count['rejected']}个；报送完整率{rate['completeness']:.1f}%、"
+        f"及时率{rate['timeliness']:.1f}%"
+    )
+    sentence += f"；数据质量提示{len(warnings)}条。" if warnings else "；未发现数据质量问题。"
     summary = StatusSummary(
-        counties=n,
+        counties=len(rows),
         on_time=count["on_time"],
         late=count["late"],
         missing=count["missing"],
         rejected=count["rejected"],
-        completeness=round(100 * (count["on_time"] + count["late"]) / n, 1) if n else 0.0,
-        timeliness=round(100 * count["on_time"] / n, 1) if n else 0.0,
+        completeness=rate["completeness"],
+        timeliness=rate["timeliness"],
         warnings=len(warnings),
+        sentence=sentence,
     )
     return rows, warnings, summary
 
@@ -383,7 +388,8 @@ def _texts(registry: Registry, values: Values) -> list[TextRow]:
     return rows
 
 
-# The plan's 2025 goals (沧政办规〔2022〕13号, 主要目标), in the plan's order.
+# The plan's 2025 goals (沧政办规〔2022〕13号, 主要目标), in the plan's order; the overview
+# measures the clusters above 100亿 against the first.
 GOALS: tuple[tuple[str, str, str, float | None, str, str], ...] = (
     # label, unit, source, goal, goal_text, basis
     ("营业收入超百亿元集群", "个", "tier:100", 25, "25", "按本年累计营业收入已达到的规模计"),
@@ -457,16 +463,13 @@ def _overview(
             f"按本年累计营业收入计，超百亿元的集群{summary.over_100}个"
             f"（其中500亿元以上{tiers[TIER_500]}个、200—500亿元{tiers[TIER_200]}个、100—200亿元{tiers[TIER_100]}个）"
         )
-        gap = 25 - summary.over_100
-        first += f"，距2025年“超百亿级集群25个”目标尚差{gap}个。" if gap > 0 else "，已达到2025年“超百亿级集群25个”目标。"
+        goal = next(g for g in GOALS if g[2] == "tier:100")
+        aim = f"2025年“超百亿级集群{goal[4]}个”目标"
+        gap = int(goal[3] or 0) - summary.over_100
+        first += f"，距{aim}尚差{gap}个。" if gap > 0 else f"，已达到{aim}。"
     paras.append(first)
 
-    second = (
-        f"{label}数据报送方面，应报{status.counties}个县（市），按时报送{status.on_time}个、迟报{status.late}个、"
-        f"漏报{status.missing}个、退回{status.rejected}个，报送完整率{status.completeness:.1f}%、"
-        f"及时率{status.timeliness:.1f}%"
-    )
-    second += f"，数据质量提示{status.warnings}条。" if status.warnings else "，未发现数据质量问题。"
+    second = f"{label}数据报送方面，{status.sentence}"
     for state, word in (("late", "迟报"), ("missing", "漏报"), ("rejected", "退回")):
         names = [s.county_name for s in statuses if s.state == state]
         if names and len(names) <= 10:
@@ -506,7 +509,7 @@ def build_bulletin(
     goal_period: str = "",
 ) -> Bulletin:
     """The whole bulletin for a period; several results give one section each, in the given order."""
-    p = parse_period(str(period)) if isinstance(period, str) else period
+    p = as_period(period)
     bureau = settings.bureau
     issuer, city = bureau.issuer, bureau.city
     label = period_label(p)
@@ -554,7 +557,7 @@ def build_bulletin(
         period_kind=p.kind,
         period_label=label,
         issued=issued,
-        date_line=date_line(issued),
+        date_line=chinese_date(issued),
         overview=_overview(label, summary, status_summary, status_rows, sections),
         sections=sections,
         clusters=clusters,

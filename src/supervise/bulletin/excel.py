@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Sequence
 from copy import copy
 from datetime import datetime, time
 from typing import Any
@@ -119,7 +120,7 @@ def note_row(ws: Worksheet, r: int, text: str, width: int) -> None:
     ws.row_dimensions[r].height = _height(text, width * 10, 15)
 
 
-def widths(ws: Worksheet, values: list[float]) -> None:
+def widths(ws: Worksheet, values: Sequence[float]) -> None:
     for i, w in enumerate(values, start=1):
         ws.column_dimensions[get_column_letter(i)].width = w
 
@@ -328,10 +329,7 @@ def _status(wb: Workbook, b: Bulletin) -> None:
         put(ws, r, 6, s.detail, fill=fill)
         put(ws, r, 7, s.warnings, fmt=COUNT, fill=fill)
         r += 1
-    m = b.status_summary
-    summary = (f"应报{m.counties}个，按时{m.on_time}个，迟报{m.late}个，漏报{m.missing}个，退回{m.rejected}个；"
-               f"完整率{m.completeness:.1f}%，及时率{m.timeliness:.1f}%。")
-    note_row(ws, r, summary, len(labels))
+    note_row(ws, r, b.status_summary.sentence, len(labels))
     r += 2
     title_row(ws, r, "数据质量提示", len(labels))
     r += 1
@@ -409,10 +407,10 @@ def _settlement(wb: Workbook, b: Bulletin) -> None:
         if v is not None and v.applies:
             header(ws, r, ["付款县（市）", "收款县（市）", "金额（万元）", ""])
             r += 1
-            for t in v.ledger:
-                put(ws, r, 1, t.payer_name)
-                put(ws, r, 2, t.payee_name)
-                put(ws, r, 3, t.amount, fmt=YI)
+            for line in v.ledger:
+                put(ws, r, 1, line.payer_name)
+                put(ws, r, 2, line.payee_name)
+                put(ws, r, 3, line.amount, fmt=YI)
                 r += 1
             put(ws, r, 1, "合计", font=F_CELL_BOLD, fill=FILL_TOTAL)
             put(ws, r, 2, "", fill=FILL_TOTAL)
@@ -436,7 +434,7 @@ def _settlement(wb: Workbook, b: Bulletin) -> None:
             r += 1
         if s.tally:
             r += 1
-            title_row(ws, r, "新增规上工业企业奖励（新建入统每家2万元、小升规每家1万元）", width, font=F_HEAD)
+            title_row(ws, r, s.tally_title, width, font=F_HEAD)
             r += 1
             header(ws, r, ["县（市）", "新建入统（家）", "小升规（家）", "奖励金额（万元）"])
             r += 1

@@ -26,7 +26,7 @@ from .charts import score_chart, tier_chart
 from .model import Bulletin
 
 
-def fmt_number(value: float | int | None, digits: int = 2) -> str:
+def fmt_number(value: float | None, digits: int = 2) -> str:
     """12,345.68; '—' for no value."""
     if value is None:
         return "—"

@@ -126,6 +126,7 @@ class AssessmentSection:
     settlement: SettlementView | None
     settlement_note: str              # printed when there is no settlement section to show
     tally: list[TallyRow]
+    tally_title: str                  # 新增规上工业企业奖励（新建入统每家2万元、小升规每家1万元）
     tally_total: float
     max_score: float                  # highest score (chart scale)
 
@@ -142,7 +143,10 @@ class ClusterRow:
     revenue_ly: float | None          # 万元, same period last year
     growth: float | None              # %
     tier: str                         # one of TIERS
-    reported: bool
+
+    @property
+    def reported(self) -> bool:
+        return self.revenue is not None
 
 
 @dataclass
@@ -186,6 +190,7 @@ class StatusSummary:
     completeness: float               # %
     timeliness: float                 # %
     warnings: int
+    sentence: str                     # 应报14个县（市），按时报送11个、…；报送完整率85.7%，及时率78.6%；…
 
 
 @dataclass

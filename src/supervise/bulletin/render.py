@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ..assess.model import AssessmentResult
-from ..periods import TZ, Month, Period, Quarter, parse_period
-from ..status import reporting_status
-from ..store.submissions import current_values
+from ..assess.reads import PeriodReads
+from ..periods import TZ, Month, Period, Quarter, as_period, data_period, parse_period
+from ..store.results import previous_result
 from ..workspace import atomic_write  # its old home was here: still importable from here
 from .build import Values, build_bulletin
 from .excel import write_workbook
@@ -91,33 +91,24 @@ def data_periods(period: Period) -> list[Period]:
     return [period.december(), period.q4()]
 
 
-def status_period(period: Period, dataset: str | None) -> Period:
-    """Whose reporting the bulletin judges: the dataset its (first) rulebook reads."""
-    if isinstance(period, Month):
-        return period
-    if isinstance(period, Quarter):
-        return period.last_month() if dataset == "monthly" else period
-    return period.december() if dataset == "monthly" else period.q4()
+def judged_period(period: Period, results: list[AssessmentResult]) -> Period:
+    """Whose reporting the bulletin judges: the submissions its first rulebook read (without
+    results, the period's own: a month, a quarter's update, a year's Q4 update)."""
+    if results and results[0].data_period:
+        return parse_period(results[0].data_period)
+    dataset = results[0].data if results else ("monthly" if isinstance(period, Month) else "quarterly")
+    return data_period(period, dataset)
 
 
-def latest_quarterly(conn: sqlite3.Connection, period: Period) -> tuple[str, Values]:
+def latest_quarterly(conn: sqlite3.Connection, period: Period, reads: PeriodReads) -> tuple[str, Values]:
     """The most recent quarterly update on record, at or before the period's quarter."""
     q = period.quarter() if isinstance(period, Month) else period if isinstance(period, Quarter) else period.q4()
     for _ in range(GOAL_LOOKBACK_QUARTERS):
-        values = current_values(conn, str(q))
+        values = reads.values(conn, q)
         if values:
             return q.label, values
         q = q.previous()
     return "", {}
-
-
-def _previous(conn: sqlite3.Connection, rulebook: str, period: str) -> AssessmentResult | None:
-    try:
-        from ..store.results import previous_result  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    result = previous_result(conn, rulebook, period)
-    return result if isinstance(result, AssessmentResult) else None
 
 
 def issued_date(results: list[AssessmentResult], now: datetime) -> date:
@@ -132,17 +123,19 @@ def issued_date(results: list[AssessmentResult], now: datetime) -> date:
 
 
 def render_bulletins(ws: Any, period: Period | str, results: list[AssessmentResult], *, now: datetime) -> BulletinOutputs:
-    """Build the period's bulletin from the workspace and write its four files atomically."""
-    p = parse_period(str(period)) if isinstance(period, str) else period
-    dataset = results[0].data if results else None
-    declared = results[0].data_period if results else ""
+    """Build the period's bulletin from the workspace and write its four files atomically.
+
+    Submissions that the assessment of these results already read (`AssessmentResult.reads`)
+    are not read again."""
+    p = as_period(period)
+    reads = next((r.reads for r in results if r.reads is not None), None)
+    reads = reads or PeriodReads(ws.registry, ws.settings.deadlines)
     conn = ws.connect()
     try:
-        judged = parse_period(declared) if declared else status_period(p, dataset)
-        statuses = reporting_status(conn, ws.registry, judged, ws.settings.deadlines)
-        values = _merge(*(current_values(conn, str(d)) for d in data_periods(p)))
-        goal_period, goal_values = latest_quarterly(conn, p)
-        previous = {r.rulebook: _previous(conn, r.rulebook, str(p)) for r in results}
+        statuses = reads.statuses(conn, judged_period(p, results))
+        values = _merge(*(reads.values(conn, d) for d in data_periods(p)))
+        goal_period, goal_values = latest_quarterly(conn, p, reads)
+        previous = {r.rulebook: previous_result(conn, r.rulebook, str(p)) for r in results}
     finally:
         conn.close()
 
