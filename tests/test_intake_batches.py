@@ -61,3 +61,54 @@ def test_a_batch_rolled_back_by_sqlite_keeps_its_files_in_the_inbox(ws: Workspac
     assert sorted((f.county_code, f.verdict) for f in again.files) == sorted(
         (c, "accepted") for c in COUNTIES[:3])
     assert not any(p.exists() for p in files.values())
+
+
+def test_a_file_replaced_after_it_was_read_stays_in_the_inbox(ws: Workspace, tmp_path: Path) -> None:
+    files = _inbox(ws, tmp_path)
+    first = files["130981"]
+    newer = filled(ws, "130981", MARCH, tmp_path / "newer.xlsx", CZ17__ent_total=200)
+    old_bytes = first.read_bytes()
+
+    def progress(i: int, n: int, name: str) -> None:
+        if i == 1:    # the first file has been read; a newer version is renamed onto its name
+            staged = first.with_name(".incoming.tmp")
+            shutil.copyfile(newer, staged)
+            staged.replace(first)
+
+    report = collect_inbox(ws, now=at("2025-04-03 10:00"), progress=progress)
+    assert [f.verdict for f in report.files] == ["accepted"] * 4
+    assert first.exists() and first.read_bytes() == newer.read_bytes() != old_bytes
+    assert not any(files[c].exists() for c in COUNTIES[1:])
+    again = collect_inbox(ws, now=at("2025-04-03 11:00")).files
+    assert [(f.county_code, f.verdict, f.supersedes is not None) for f in again] == [("130981", "accepted", True)]
+    assert not first.exists()
+
+
+def test_a_file_still_being_written_is_left_for_the_next_collect(ws: Workspace, tmp_path: Path) -> None:
+    import threading
+    import time
+
+    files = _inbox(ws, tmp_path)
+    growing = ws.inbox_dir / "130982" / "copying.xlsx"
+    body = filled(ws, "130982", MARCH, tmp_path / "copy.xlsx").read_bytes()
+    done = threading.Event()
+
+    def copy_slowly() -> None:
+        with open(growing, "wb") as f:
+            for i in range(0, len(body), max(1, len(body) // 40)):
+                f.write(body[i:i + max(1, len(body) // 40)])
+                f.flush()
+                time.sleep(0.03)
+        done.set()
+
+    with open(growing, "wb") as f:
+        f.write(body[:100])
+    writer = threading.Thread(target=copy_slowly)
+    writer.start()
+    try:
+        report = collect_inbox(ws, now=at("2025-04-03 10:00"))
+    finally:
+        writer.join()
+    assert "copying.xlsx" not in [Path(f.file).name for f in report.files]
+    assert growing.read_bytes() == body
+    assert not any(p.exists() for p in files.values())

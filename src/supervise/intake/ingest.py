@@ -88,6 +88,7 @@ class FileResult:
     recorded: bool = False        # archived and stored (safe to remove from the inbox)
     not_stored: bool = False      # its batch was lost: nothing of it is stored, it stays in the inbox
     batch_lost: bool = field(default=False, repr=False)   # SQLite rolled back the open batch here
+    ident: Ident | None = field(default=None, repr=False)  # (inode, size, mtime) when it was read
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -156,6 +157,7 @@ class _Prepared:
     sha: str | None = None
     ext: str = "bin"                        # archive extension, from the content
     oversized: bool = False
+    ident: Ident | None = None              # the file as read (None: it changed while being read)
     archive_path: str | None = None
     archive_error: BaseException | None = None
     format: str | None = None
@@ -163,17 +165,24 @@ class _Prepared:
     judge_error: BaseException | None = None   # unexpected error while reading or validating
 
 
-def _hash_stream(path: Path) -> tuple[str, bytes, int]:
+def _hash_stream(f: Any) -> tuple[str, bytes, int]:
     h = hashlib.sha256()
     head = b""
     size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            if not head:
-                head = chunk[:4096]
-            h.update(chunk)
-            size += len(chunk)
+    while chunk := f.read(_CHUNK):
+        if not head:
+            head = chunk[:4096]
+        h.update(chunk)
+        size += len(chunk)
     return h.hexdigest(), head, size
+
+
+Ident = tuple[int, int, int]
+
+
+def _ident(st: os.stat_result) -> Ident:
+    """What identifies the file we read: inode, size, modification time (ns)."""
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def write_archive(archive_dir: Path, path: Path, data: bytes | None, sha: str, ext: str,
@@ -244,16 +253,23 @@ def _prepare(path: Path, sender: str | None, *, home: Path, archive_dir: Path | 
             p.problem = Problem("file_unreadable", "不是文件。")
             return p
         data: bytes | None = None
-        if size <= limits.max_file_bytes:
-            with open(path, "rb") as f:
+        with open(path, "rb") as f:
+            before = os.fstat(f.fileno())
+            if size <= limits.max_file_bytes:
                 data = f.read(limits.max_file_bytes + 1)
-            if len(data) > limits.max_file_bytes:
-                data = None  # grew while we looked: handle as oversized
-        if data is not None:
-            p.sha, head, p.size = hashlib.sha256(data).hexdigest(), data[:4096], len(data)
-        else:
-            p.sha, head, p.size = _hash_stream(path)
-            p.oversized = True
+                if len(data) > limits.max_file_bytes:
+                    data = None  # grew while we looked: handle as oversized
+                    f.seek(0)
+            if data is not None:
+                p.sha, head, p.size = hashlib.sha256(data).hexdigest(), data[:4096], len(data)
+            else:
+                p.sha, head, p.size = _hash_stream(f)
+                p.oversized = True
+            after = os.fstat(f.fileno())
+        # The file may leave the inbox only if it is still the one read (not replaced, not
+        # written to meanwhile); a file that changed while it was read never does.
+        if _ident(before) == _ident(after) and after.st_size == p.size:
+            p.ident = _ident(after)
         p.ext = archive_extension(head)
     except Exception as exc:
         p.error = exc
@@ -435,6 +451,7 @@ class _Ingest:
             return
         assert p.sha is not None
         res.sha256 = p.sha
+        res.ident = p.ident
 
         if self._unchanged(res, p.sha, sender, path.name):
             return
@@ -567,8 +584,45 @@ def collect_inbox(
 ) -> IngestReport:
     """Ingest everything under inbox/ (inbox/<county_code>/ names the sender), then remove what was stored."""
     p = parse_period(str(period)) if isinstance(period, str) else period
-    return _run(ws, inbox_files(ws), now=now, dry_run=dry_run, source="inbox", period=p,
+    return _run(ws, settled(inbox_files(ws)), now=now, dry_run=dry_run, source="inbox", period=p,
                 received_at=received_at, remove=not dry_run, progress=progress)
+
+
+# A file modified less than SETTLE_SECONDS ago (real file time against the real clock, never
+# the ingest's `now`, which may be injected) may still be being copied: it is looked at twice,
+# SETTLE_PAUSE apart, and left for the next collect if its size or modification time moved.
+# A writer that pauses longer than that is caught later: the file changes after it was read,
+# so it is not removed from the inbox (`_Remover`), and the next collect reads it whole.
+SETTLE_SECONDS = 2.0
+SETTLE_PAUSE = 0.25
+
+
+def settled(items: list[tuple[Path, str, str | None]]) -> list[tuple[Path, str, str | None]]:
+    """The inbox files that are not being written: recent ones must hold still for SETTLE_PAUSE."""
+    young: dict[Path, tuple[int, int]] = {}
+    wall = time.time()
+    for path, _d, _s in items:
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        if abs(wall - st.st_mtime) < SETTLE_SECONDS:
+            young[path] = (st.st_size, st.st_mtime_ns)
+    if not young:
+        return items
+    time.sleep(SETTLE_PAUSE)
+    moving = set()
+    for path, seen in young.items():
+        try:
+            st = path.stat()
+        except OSError:
+            moving.add(path)
+            continue
+        if (st.st_size, st.st_mtime_ns) != seen:
+            moving.add(path)
+    for path in sorted(moving):
+        log.info("%s is still being written; left for the next collect", path)
+    return [item for item in items if item[0] not in moving]
 
 
 def inbox_files(ws: Workspace) -> list[tuple[Path, str, str | None]]:
@@ -609,13 +663,16 @@ def _start_pool(workers: int, context: dict[str, Any]) -> ProcessPoolExecutor | 
 class _Remover:
     """Removes stored files from the inbox, a committed batch at a time, in a background thread:
     first `os.sync()` (the archive copies and the committed database reach the disk), then the
-    originals go."""
+    originals go — each only if it is still the file that was read: same inode, size and
+    modification time. A file replaced since (a mail fetcher renaming a newer version onto the
+    same name) or written to since (still being copied) stays for the next collect. Between the
+    check and the unlink is a window of microseconds, not the seconds of a batch."""
 
     def __init__(self) -> None:
-        self.queue: queue.SimpleQueue[list[Path] | None] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[list[tuple[Path, Ident | None]] | None] = queue.SimpleQueue()
         self.thread: threading.Thread | None = None
 
-    def remove(self, paths: list[Path]) -> None:
+    def remove(self, paths: list[tuple[Path, Ident | None]]) -> None:
         if not paths:
             return
         if self.thread is None:
@@ -633,9 +690,14 @@ class _Remover:
         while (paths := self.queue.get()) is not None:
             if hasattr(os, "sync"):
                 os.sync()
-            for path in paths:
+            for path, ident in paths:
                 try:
+                    if ident is None or _ident(path.stat()) != ident:
+                        log.info("%s changed since it was read; left for the next collect", path)
+                        continue
                     path.unlink()
+                except FileNotFoundError:
+                    continue
                 except OSError as exc:
                     log.warning("could not remove %s from the inbox: %s", path, exc)
 
@@ -704,7 +766,7 @@ def _run(
             lose_batch(str(exc))
             return
         if remover is not None:
-            remover.remove([path for _res, path in batch])
+            remover.remove([(path, res.ident) for res, path in batch])
         batch.clear()
 
     ok = False
