@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -82,16 +84,18 @@ def ingest(ws: Workspace, files: tuple[Path, ...], county: str | None, received_
             raise click.BadParameter(str(exc), param_hint="--received-at") from None
     if county is not None and county not in ws.registry.counties:
         raise click.BadParameter(f"unknown county code {county!r}", param_hint="--county")
-    count = len(files) if files else len(inbox_files(ws))
-    show_bar = not as_json and count >= 5 and _err.is_terminal
-    with _progress(show_bar, count) as progress:
-        if files:
-            report = ingest_files(ws, files, county=county, received_at=when, dry_run=dry_run,
-                                  now=now(), progress=progress)
-        else:
-            if county is not None:
-                raise click.UsageError("--county names the sender of FILES; the inbox uses inbox/<code>/")
-            report = collect_inbox(ws, now=now(), dry_run=dry_run, received_at=when, progress=progress)
+    if not files and county is not None:
+        raise click.UsageError("--county names the sender of FILES; the inbox uses inbox/<code>/")
+    at = now()
+    with _write_locks(ws, inbox=not files, dry_run=dry_run, now=at):
+        count = len(files) if files else len(inbox_files(ws))
+        show_bar = not as_json and count >= 5 and _err.is_terminal
+        with _progress(show_bar, count) as progress:
+            if files:
+                report = ingest_files(ws, files, county=county, received_at=when, dry_run=dry_run,
+                                      now=at, progress=progress)
+            else:
+                report = collect_inbox(ws, now=at, dry_run=dry_run, received_at=when, progress=progress)
     if as_json:
         emit_json(report.to_json())
     else:
@@ -101,6 +105,24 @@ def ingest(ws: Workspace, files: tuple[Path, ...], county: str | None, received_
         raise click.ClickException(
             f"{lost} 个文件未能保存（数据库写入失败），已留在原处 / {lost} file(s) not stored "
             "(the database rolled back their batch); they were left in place, ingest them again")
+
+
+@contextmanager
+def _write_locks(ws: Workspace, *, inbox: bool, dry_run: bool, now: Any) -> Iterator[None]:
+    """The locks the scheduled jobs take: reading the inbox takes the collect job's lock (so a
+    `collect` beside it never reads the same files), and any ingest that stores takes the
+    workspace lock (so it never writes beside a job). A dry run stores nothing and takes none."""
+    if dry_run:
+        yield
+        return
+    from .jobs.locks import WORKSPACE_LOCK, hold
+
+    wait = ws.settings.jobs.lock_wait
+    with ExitStack() as stack:
+        if inbox:
+            stack.enter_context(hold(ws.home, "collect", wait=wait, now=now))
+        stack.enter_context(hold(ws.home, WORKSPACE_LOCK, wait=wait, now=now))
+        yield
 
 
 class _progress:
