@@ -112,3 +112,31 @@ def test_a_file_still_being_written_is_left_for_the_next_collect(ws: Workspace, 
     assert "copying.xlsx" not in [Path(f.file).name for f in report.files]
     assert growing.read_bytes() == body
     assert not any(p.exists() for p in files.values())
+
+
+def test_the_same_file_again_with_its_archive_copy_missing_is_archived_again(
+        ws: Workspace, tmp_path: Path) -> None:
+    path = _inbox(ws, tmp_path)["130983"]
+    for c in COUNTIES:
+        if c != "130983":
+            (ws.inbox_dir / c / f"{c}.xlsx").unlink()
+    body = path.read_bytes()
+    first = collect_inbox(ws, now=at("2025-04-03 10:00")).files[0]
+    assert first.verdict == "accepted" and not path.exists()
+    # The archive copy is lost (moved away by hand, an old layout...), and the county sends the
+    # same file again.
+    conn = sqlite3.connect(ws.db_path)
+    conn.execute("UPDATE files SET archive_path = 'archive/moved/gone.xlsx' WHERE sha256 = ?", (first.sha256,))
+    conn.commit()
+    conn.close()
+    (ws.home / first.archive_path).unlink()
+    for hour in ("11:00", "12:00"):
+        path.write_bytes(body)
+        again = collect_inbox(ws, now=at(f"2025-04-03 {hour}")).files[0]
+        assert (again.unchanged, again.recorded) == (True, True)
+        assert not path.exists(), "the same file again must leave the inbox"
+        assert (ws.home / again.archive_path).read_bytes() == body
+    conn = sqlite3.connect(ws.db_path)
+    [(archive_path,)] = conn.execute("SELECT archive_path FROM files").fetchall()
+    conn.close()
+    assert (ws.home / archive_path).read_bytes() == body

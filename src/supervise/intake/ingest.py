@@ -453,7 +453,7 @@ class _Ingest:
         res.sha256 = p.sha
         res.ident = p.ident
 
-        if self._unchanged(res, p.sha, sender, path.name):
+        if self._unchanged(res, p, sender, path.name):
             return
 
         if not self.dry_run:
@@ -516,7 +516,9 @@ class _Ingest:
         res.supersedes = previous
         res.recorded = True
 
-    def _unchanged(self, res: FileResult, sha: str, sender: str | None, name: str) -> bool:
+    def _unchanged(self, res: FileResult, p: _Prepared, sender: str | None, name: str) -> bool:
+        assert p.sha is not None
+        sha = p.sha
         for row in store.current_with_sha(self.conn, sha):
             if sender is not None and row.county_code != sender:
                 continue
@@ -538,11 +540,20 @@ class _Ingest:
             ]
             if not self.dry_run:
                 res.archive_path = store.archive_path_of(self.conn, sha)
+                if not self._archived(res.archive_path) and self._archived(p.archive_path):
+                    # The recorded copy is gone: the copy just written from the bytes read
+                    # takes its place, so the file can leave the inbox.
+                    assert p.archive_path is not None
+                    store.set_archive_path(self.conn, sha, p.archive_path)
+                    res.archive_path = p.archive_path
                 store.record_unchanged(self.conn, row=row, file_name=name, sender_code=sender,
                                        at=self.ingested_at, actor=self.source)
-                res.recorded = res.archive_path is not None and (self.ws.home / res.archive_path).exists()
+                res.recorded = self._archived(res.archive_path)
             return True
         return False
+
+    def _archived(self, archive_path: str | None) -> bool:
+        return archive_path is not None and (self.ws.home / archive_path).is_file()
 
 
 # ---------------------------------------------------------------------- public API
