@@ -278,3 +278,15 @@ def test_database_is_plain_sqlite(ws: Workspace) -> None:
     conn = sqlite3.connect(ws.db_path)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
+
+
+def test_cli_history_prints_submitted_text_literally(ws: Workspace, tmp_path: Path) -> None:
+    from supervise.periods import Quarter
+
+    q1 = Quarter(2025, 1)
+    send(ws, filled(ws, HUANGHUA, q1, tmp_path / "v1.xlsx", CZ01__progress="[/x] 完成"), "2025-04-08 10:00")
+    send(ws, filled(ws, HUANGHUA, q1, tmp_path / "v2.xlsx", CZ01__progress="[bold]完成[/bold] [/]"),
+         "2025-04-09 10:00")
+    r = CliRunner().invoke(cli, ["--home", str(ws.home), "history", "--county", HUANGHUA, "--quarter", "2025Q1"])
+    assert r.exit_code == 0, r.output
+    assert "[/x] 完成 → [bold]完成[/bold] [/]" in r.output

@@ -161,7 +161,8 @@ def _print_report(report: Any) -> None:
         problems = "\n".join(escape(f"[{p.code}] {p.where}: {p.message}") for p in f.problems[:8])
         if len(f.problems) > 8:
             problems += f"\n… 共 {len(f.problems)} 个问题"
-        table.add_row(escape(os.path.basename(f.file)), f.county_code or "", f.period or "", verdict, problems)
+        table.add_row(escape(os.path.basename(f.file)), escape(f.county_code or ""), escape(f.period or ""),
+                      verdict, problems)
     _out.print(table)
     s = report.summary
     prefix = "（试运行，未保存 / dry run, nothing stored）" if report.dry_run else ""
@@ -195,8 +196,9 @@ def status(ws: Workspace, period: Period, as_json: bool) -> None:
     counties: list[dict[str, Any]] = doc["counties"]  # type: ignore[assignment]
     for c in counties:
         note = c["reason"] or (f"{c['warnings']} 条提示 warnings" if c["warnings"] else "")
-        table.add_row(c["county_code"], escape(c["county_name"]), f"{STATE_LABELS[c['state']]} {c['state']}",
-                      (c["received_at"] or "")[:16].replace("T", " "), str(c["days_late"] or ""), escape(note))
+        table.add_row(escape(c["county_code"]), escape(c["county_name"]), f"{STATE_LABELS[c['state']]} {c['state']}",
+                      escape((c["received_at"] or "")[:16].replace("T", " ")), str(c["days_late"] or ""),
+                      escape(note))
     _out.print(table)
     _out.print(f"报送率 completeness {doc['completeness']}%，及时率 timeliness {doc['timeliness']}%")
 
@@ -216,18 +218,18 @@ def history(ws: Workspace, county: str, period: Period, as_json: bool) -> None:
     if as_json:
         emit_json(doc)
         return
-    table = Table(title=f"{ws.registry.county_name(county)} {period.label} 报送记录 / history")
+    table = Table(title=escape(f"{ws.registry.county_name(county)} {period.label} 报送记录 / history"))
     for col in ("#", "收到 received", "来源 source", "文件 file", "SHA-256", "结论 verdict", "状态 state"):
         table.add_column(col)
     for v in doc["versions"]:
-        table.add_row(str(v["submission_id"]), v["received_at"][:16].replace("T", " "),
-                      f"{v['source']} {v['sender_code'] or ''}", escape(v["file_name"]), v["sha256"][:12],
-                      v["verdict"], v["state"])
+        table.add_row(str(v["submission_id"]), escape(v["received_at"][:16].replace("T", " ")),
+                      escape(f"{v['source']} {v['sender_code'] or ''}"), escape(v["file_name"]),
+                      escape(v["sha256"][:12]), escape(v["verdict"]), escape(v["state"]))
     _out.print(table)
     for ch in doc["changes"]:
         _out.print(f"#{ch['from']} → #{ch['to']}: {len(ch['changes'])} 项变化 changed")
-        for c in ch["changes"]:
-            _out.print(f"  {c['cluster_code']} {c['indicator']}: {c['old']} → {c['new']}")
+        for c in ch["changes"]:   # submitted text may hold anything, "[/x]" included
+            _out.print(escape(f"  {c['cluster_code']} {c['indicator']}: {c['old']} → {c['new']}"))
     for a in doc["audit"]:
         if a["action"] == "reject":
             _out.print(escape(f"退回 returned {a['at'][:16].replace('T', ' ')} by {a['actor']}: "
