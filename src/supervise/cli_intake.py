@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -138,7 +138,7 @@ class _progress:
             return None
         from rich.progress import Progress
 
-        self.bar = Progress(console=_err, transient=True)
+        self.bar = Progress(console=cast(Any, _err), transient=True)
         self.bar.start()
         task = self.bar.add_task("ingest", total=self.total)
 

@@ -20,11 +20,10 @@ import html
 import io
 import re
 import zipfile
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Self
 
 import python_calamine as calamine
 
@@ -88,8 +87,17 @@ class ReadResult:
     formula_cells: dict[str, str] = field(default_factory=dict)  # ref -> formula text, no cached value
 
 
+class FromSettings:
+    """A dataclass read from a settings section: the keys it knows, the rest ignored."""
+
+    @classmethod
+    def from_settings(cls, section: dict[str, Any]) -> Self:
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in section.items() if k in known})
+
+
 @dataclass(frozen=True)
-class Limits:
+class Limits(FromSettings):
     max_file_bytes: int = 20_000_000
     max_uncompressed_bytes: int = 100_000_000
     max_compression_ratio: float = 200
@@ -98,11 +106,6 @@ class Limits:
     max_columns: int = 500
     max_sheets: int = 30
     max_text_chars: int = 5_000
-
-    @classmethod
-    def from_settings(cls, section: dict[str, Any]) -> Limits:
-        known = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in section.items() if k in known})
 
 
 # --------------------------------------------------------------------------- sniffing
@@ -616,6 +619,3 @@ def archive_extension(head: bytes) -> str:
         return "xls" if kind == "xls" else "ole"
     return "csv" if kind == "csv" else "bin"
 
-
-def iter_codes(cells: Iterable[Cell]) -> list[str]:
-    return [str(c.value) for c in cells]

@@ -24,7 +24,7 @@ from typing import Any
 from ..periods import TZ, Month, Period, PeriodError, Quarter, parse_period
 from ..registry import Cluster, Indicator, Registry
 from .problems import ERROR, WARNING, Problem, csv_place
-from .readers import Cell, Limits, ReadResult, RowRead, _text
+from .readers import Cell, FromSettings, Limits, ReadResult, RowRead, _text
 
 Values = dict[str, dict[str, float]]
 History = Callable[[str, Period], Values]
@@ -38,7 +38,7 @@ _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 
 @dataclass(frozen=True)
-class Rules:
+class Rules(FromSettings):
     """The [validation] settings."""
 
     min_template_version: int = 1
@@ -46,11 +46,6 @@ class Rules:
     unit_slip_factor: float = 10_000
     unit_slip_tolerance: float = 3.0
     jump_min_value: float = 100
-
-    @classmethod
-    def from_settings(cls, section: dict[str, Any]) -> Rules:
-        known = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in section.items() if k in known})
 
 
 @dataclass(frozen=True)
