@@ -53,7 +53,7 @@ def png_summary(data: bytes) -> tuple[int, int, int]:
     return width, height, len(set(zlib.decompress(idat)))
 
 
-def test_page_renders_in_chromium(filled: Workspace, tmp_path: Path) -> None:  # noqa: F811
+def test_page_renders_in_chromium(filled: Workspace, tmp_path: Path) -> None:
     out = render(filled)
     shot = tmp_path / "page.png"
     chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2000", out.html.as_uri())
@@ -73,7 +73,7 @@ def test_page_renders_in_chromium(filled: Workspace, tmp_path: Path) -> None:  #
     assert not [u for u in dom.urls if u.startswith(("http:", "https:", "//"))]
 
 
-def test_email_renders_in_chromium(filled: Workspace, tmp_path: Path) -> None:  # noqa: F811
+def test_email_renders_in_chromium(filled: Workspace, tmp_path: Path) -> None:
     out = render(filled)
     dom_text = chromium(tmp_path, "--dump-dom", out.email_html.as_uri()).stdout.decode("utf-8")
     dom = Dom()

@@ -202,3 +202,25 @@ def test_a_correction_to_what_the_bulletin_prints_is_mailed_even_when_the_result
     assert "135.0" in latest.message.get_body(("html",)).get_content()
     [record] = _runs(ws)[-1:]
     assert record.detail["content_hash"] == corrected.content_hash
+
+
+def test_files_the_database_could_not_store_fail_collect_and_stop_the_run(
+    ws: Workspace, smtp: SmtpServer
+) -> None:
+    """A lost batch (disk full, I/O error) is loud: collect fails and alerts; run does not assess."""
+    from supervise.intake.ingest import FileResult, IngestReport
+
+    ws = configure(ws, smtp)
+
+    def lost_batch(ws: Workspace, *, now: object) -> IngestReport:
+        return IngestReport([FileResult("130983-2025-03.xlsx", verdict="rejected", not_stored=True)])
+
+    steps = FAKE_STEPS.__class__(lost_batch, FAKE_STEPS.run_assessments, FAKE_STEPS.render_bulletins)
+    with pytest.raises(JobFailed, match="could not be stored"):
+        collect(ws, NOW, steps=steps)
+    with pytest.raises(JobFailed, match="could not be stored"):
+        run_period(ws, MARCH, now=NOW, steps=steps)
+    assert [r.state for r in _runs(ws)] == ["error", "error"]
+    assert not (ws.reports_dir / "2025-03").exists()  # nothing published without those files
+    assert all("任务失败" in m.message["Subject"] for m in smtp.to(ADMIN))
+    assert len(smtp.to(ADMIN)) == 2

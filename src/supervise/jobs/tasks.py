@@ -101,6 +101,17 @@ def _ingest_summary(report: IngestReport) -> dict[str, Any]:
     return dict(report.to_json()["summary"])
 
 
+def _not_stored(summary: dict[str, Any]) -> str | None:
+    """Why files that were read could not be stored (a lost batch), or None."""
+    n = int(summary.get("not_stored", 0) or 0)
+    if not n:
+        return None
+    return (
+        f"{n} 个报送文件未能入库，仍留在 inbox 待下次收取 / {n} file(s) could not be stored "
+        "(the database rolled back their batch); they stay in the inbox for the next collect"
+    )
+
+
 # ------------------------------------------------------------------ collect
 
 
@@ -132,8 +143,11 @@ def collect(
         outbox = Outbox.open(ws, ctx.conn)
         outbox.flush(now)
         result.deliveries = outbox.outcomes
+        problems = [m for m in (_not_stored(result.ingest),) if m]
         if outbox.failed:
-            raise PartialFailure(_failed_message(outbox.failed), result)
+            problems.append(_failed_message(outbox.failed))
+        if problems:
+            raise PartialFailure("; ".join(problems), result)
         return result
 
     return run_job(ws, "collect", None, body, now=now, origin=origin, clock=clock, wait=wait)
@@ -222,6 +236,9 @@ def run_period(
 
     def body(ctx: JobContext) -> RunResult:
         ingest = _ingest_summary(steps.collect_inbox(ws, now=now))
+        lost = _not_stored(ingest)
+        if lost:  # assessing without them would publish a bulletin that misses them
+            raise SuperviseError(lost)
         ctx.checkpoint("collected")
         results = steps.run_assessments(ws, period, now=now)
         if not results:
