@@ -17,7 +17,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .periods import Deadlines, Period, parse_period
+from .periods import Deadlines, Period, as_period
 from .registry import Registry
 from .store.submissions import ProblemRow, SubmissionRow, problems_of, submissions_for
 
@@ -99,7 +99,7 @@ def reporting_status(
     conn: sqlite3.Connection, registry: Registry, period: Period | str, deadlines: Deadlines
 ) -> list[CountyStatus]:
     """The state of every assessed county for a period, in registry order."""
-    p = parse_period(str(period)) if isinstance(period, str) else period
+    p = as_period(period)
     key = str(p)
     out = []
     from .store.submissions import last_return
@@ -129,7 +129,7 @@ def status_report(
     conn: sqlite3.Connection, registry: Registry, period: Period | str, deadlines: Deadlines
 ) -> dict[str, object]:
     """The `supervise status --json` document (SPEC §10): every county, completeness, timeliness."""
-    p = parse_period(str(period)) if isinstance(period, str) else period
+    p = as_period(period)
     statuses = reporting_status(conn, registry, p, deadlines)
     doc: dict[str, object] = {
         "period": str(p),

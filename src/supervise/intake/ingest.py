@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SuperviseError
-from ..periods import TZ, Period, parse_period
+from ..periods import TZ, Period, as_period, parse_period
 from ..store import submissions as store
 from ..workspace import Workspace
 from .problems import ERROR, FileRejected, Problem, csv_place_of
@@ -578,7 +578,7 @@ def ingest_files(
 ) -> IngestReport:
     """Ingest the given files; `county` names the sender, `received_at` the real receipt time."""
     _check_sender(ws, county)
-    p = parse_period(str(period)) if isinstance(period, str) else period
+    p = as_period(period) if period is not None else None
     items = [(Path(x), str(x), county) for x in paths]
     return _run(ws, items, now=now, dry_run=dry_run, source=source, period=p,
                 received_at=received_at, remove=False, progress=progress)
@@ -594,7 +594,7 @@ def collect_inbox(
     progress: Progress | None = None,
 ) -> IngestReport:
     """Ingest everything under inbox/ (inbox/<county_code>/ names the sender), then remove what was stored."""
-    p = parse_period(str(period)) if isinstance(period, str) else period
+    p = as_period(period) if period is not None else None
     return _run(ws, settled(inbox_files(ws)), now=now, dry_run=dry_run, source="inbox", period=p,
                 received_at=received_at, remove=not dry_run, progress=progress)
 

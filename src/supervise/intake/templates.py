@@ -26,7 +26,7 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Protection, Si
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
-from ..periods import Month, Period, Quarter, parse_period
+from ..periods import Month, Period, Quarter, as_period, chinese_date, dataset_title
 from ..registry import Indicator, Registry
 from ..workspace import Workspace, atomic_write
 from .layout import (
@@ -68,8 +68,7 @@ _SAFE_NAME = re.compile(r"[^0-9A-Za-z\u4e00-\u9fff_-]+")
 
 
 def title_of(period: Period) -> str:
-    kind = "发展月报" if isinstance(period, Month) else "季度更新"
-    return f"{period.label}县域特色产业集群{kind}"
+    return f"{period.label}县域特色产业{dataset_title(period)}"
 
 
 def _text_cell(sh: Any, row: int, col: int, value: Any) -> Any:
@@ -113,7 +112,7 @@ def write_templates(
     ws: Workspace, period: Period | str, county_code: str | None = None
 ) -> list[dict[str, str]]:
     """Write one blank template per (assessed) county, or only `county_code`'s."""
-    p = parse_period(str(period)) if isinstance(period, str) else period
+    p = as_period(period)
     if not isinstance(p, (Month, Quarter)):
         raise TypeError(f"templates exist for months and quarters, not {p}")
     dataset = p.dataset
@@ -143,7 +142,7 @@ def write_templates(
 
 
 def _deadline_text(dt: Any) -> str:
-    return f"{dt.year}年{dt.month}月{dt.day}日24时前"
+    return f"{chinese_date(dt)}24时前"
 
 
 def build_template(
