@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from supervise.workspace import Workspace
 
 
 def free_port() -> int:
@@ -81,10 +84,6 @@ class SmtpServer:
 
 
 # ------------------------------------------------------------------ fixtures
-
-from collections.abc import Iterator
-
-from supervise.workspace import Workspace
 
 RECIPIENTS = ["chief@bureau.example", "office@bureau.example"]
 ADMIN = "admin@bureau.example"

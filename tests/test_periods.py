@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -65,7 +65,7 @@ def test_lateness_month(received, late, days):
 
 def test_lateness_uses_shanghai_time():
     # 16:30 UTC on the 5th is 00:30 on the 6th in Shanghai: late by one day.
-    utc = datetime(2025, 4, 5, 16, 30, tzinfo=timezone.utc)
+    utc = datetime(2025, 4, 5, 16, 30, tzinfo=UTC)
     assert D.is_late(Month(2025, 3), utc)
     assert D.days_late(Month(2025, 3), utc) == 1
     assert parse_time("2025-04-05T16:30:00+00:00") == utc

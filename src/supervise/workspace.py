@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-from .errors import SuperviseError
-
 import os
 import shutil
 import sqlite3
@@ -24,6 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from .errors import SuperviseError
 from .periods import Deadlines
 from .registry import Registry, default_data_dir, load_registry
 
