@@ -303,12 +303,27 @@ def current_numbers(conn: sqlite3.Connection, county_code: str, period: str) -> 
         """
         SELECT v.cluster_code, v.indicator, v.value
         FROM submissions s JOIN submission_values v ON v.submission_id = s.id
-        WHERE s.county_code = ? AND s.period = ? AND s.state = 'current' AND v.value IS NOT NULL
+        WHERE s.county_code = ? AND s.period = ? AND +s.state = 'current' AND v.value IS NOT NULL
         """,
         (county_code, period),
     ):
         out.setdefault(cluster, {})[indicator] = value
     return out
+
+
+_ROWS_PER_INSERT = 200   # rows per multi-row INSERT (well under SQLite's limit of bound parameters)
+
+
+def _insert_rows(conn: sqlite3.Connection, head: str, one: str, sid: int,
+                 rows: Sequence[Sequence[Any]]) -> None:
+    """Insert rows (each prefixed with the submission id) with a few multi-row INSERTs, in order."""
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        part = rows[start : start + _ROWS_PER_INSERT]
+        args: list[Any] = []
+        for r in part:
+            args.append(sid)
+            args.extend(r)
+        conn.execute(head + ", ".join([one] * len(part)), args)
 
 
 def _audit(
@@ -357,17 +372,15 @@ def record_submission(
         )
         previous = None
         if accepted and county_code and period:
+            # "+state": look the county up by (county_code, period), not by (period, state),
+            # which would walk every version in force of the month (quadratic over an ingest).
             row = conn.execute(
-                "SELECT id FROM submissions WHERE county_code = ? AND period = ? AND state = 'current'",
+                "UPDATE submissions SET state = 'superseded' WHERE county_code = ? AND period = ? "
+                "AND +state = 'current' RETURNING id",
                 (county_code, period),
             ).fetchall()
             if row:
                 previous = max(r[0] for r in row)
-                conn.execute(
-                    "UPDATE submissions SET state = 'superseded' WHERE county_code = ? AND period = ? "
-                    "AND state = 'current'",
-                    (county_code, period),
-                )
         cur = conn.execute(
             """
             INSERT INTO submissions (county_code, sender_code, period, dataset, file_sha256, file_name,
@@ -383,16 +396,12 @@ def record_submission(
         )
         sid = int(cur.lastrowid or 0)
         if accepted and values:
-            conn.executemany(
-                "INSERT INTO submission_values (submission_id, cluster_code, indicator, value, text, cell) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [(sid, *v) for v in values],
-            )
-        conn.executemany(
-            "INSERT INTO problems (submission_id, severity, code, sheet, cell, cluster_code, indicator, message) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(sid, *p) for p in problems],
-        )
+            _insert_rows(conn, "INSERT INTO submission_values (submission_id, cluster_code, indicator, "
+                         "value, text, cell) VALUES ", "(?, ?, ?, ?, ?, ?)", sid, values)
+        problems = list(problems)
+        if problems:
+            _insert_rows(conn, "INSERT INTO problems (submission_id, severity, code, sheet, cell, "
+                         "cluster_code, indicator, message) VALUES ", "(?, ?, ?, ?, ?, ?, ?, ?)", sid, problems)
         _audit(conn, ingested_at, actor, "ingest", county_code, period, sid, {
             "file": file_name, "sha256": sha256, "verdict": verdict, "sender": sender_code,
             "received_at": received_at, "supersedes": previous, "values": len(values) if accepted else 0,
