@@ -29,6 +29,7 @@ import pickle
 import queue
 import re
 import sqlite3
+import stat
 import threading
 import time
 from collections import deque
@@ -60,8 +61,8 @@ Progress = Callable[[int, int, str], None]
 # worker costs a fork and its share of the start-up; below this, one process is faster).
 PARALLEL_MIN_FILES = 100
 WORKERS = 2
-_AHEAD_FILES = 96                 # files handed to workers ahead of the one being stored
-_CHUNK_FILES = 12                 # files per worker task
+_AHEAD_FILES = 160                # files handed to workers ahead of the one being stored
+_CHUNK_FILES = 32                 # files per worker task
 BATCH_FILES = 250                 # files per transaction
 BATCH_SECONDS = 2.0
 
@@ -245,11 +246,12 @@ def _prepare(path: Path, sender: str | None, *, home: Path, archive_dir: Path | 
     p = _Prepared()
     try:
         try:
-            size = path.stat().st_size
+            st = path.stat()
         except OSError as exc:
             p.problem = Problem("file_unreadable", f"文件无法打开（{exc.strerror or exc}）。")
             return p
-        if not path.is_file():
+        size = st.st_size
+        if not stat.S_ISREG(st.st_mode):
             p.problem = Problem("file_unreadable", "不是文件。")
             return p
         data: bytes | None = None
@@ -637,25 +639,47 @@ def settled(items: list[tuple[Path, str, str | None]]) -> list[tuple[Path, str, 
 
 
 def inbox_files(ws: Workspace) -> list[tuple[Path, str, str | None]]:
-    """(path, display name, sender) of every file waiting in the inbox, in a stable order."""
+    """(path, display name, sender) of every file waiting in the inbox, in a stable order.
+
+    A folder's files come first (by name), then its sub-folders (by name); symbolic links to
+    folders are not followed, hidden and temporary files are skipped, and a link or anything that
+    is not a regular file is skipped with a warning. One `scandir` per folder: a national inbox
+    has ~2,800 county folders, and the entries' types come with the listing.
+    """
     root = ws.inbox_dir
     out: list[tuple[Path, str, str | None]] = []
     if not root.is_dir():
         return out
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "~")))
-        base = Path(dirpath)
-        rel_dir = base.relative_to(root)
-        first = rel_dir.parts[0] if rel_dir.parts else None
-        sender = first if first and _COUNTY_DIR.match(first) else None
-        for name in sorted(filenames):
+
+    def walk(base: Path, sender: str | None, top: bool) -> None:
+        try:
+            with os.scandir(base) as it:
+                entries = list(it)
+        except OSError:
+            return   # as os.walk: a folder that cannot be listed is passed over
+        dirs: list[os.DirEntry[str]] = []
+        files: list[os.DirEntry[str]] = []
+        for e in entries:
+            try:
+                is_dir = e.is_dir()
+            except OSError:
+                is_dir = False
+            (dirs if is_dir else files).append(e)
+        for e in sorted(files, key=lambda e: e.name):
+            name = e.name
             if name.startswith((".", "~$", "~")) or name.lower().endswith(_IGNORED_SUFFIXES):
                 continue
             path = base / name
-            if path.is_symlink() or not path.is_file():
+            if e.is_symlink() or not e.is_file():
                 log.warning("skipping %s: not a regular file", path)
                 continue
             out.append((path, str(path), sender))
+        for e in sorted(dirs, key=lambda e: e.name):
+            if e.name.startswith((".", "~")) or e.is_symlink():
+                continue
+            walk(base / e.name, (e.name if _COUNTY_DIR.match(e.name) else None) if top else sender, False)
+
+    walk(root, None, True)
     return out
 
 

@@ -270,7 +270,7 @@ def _entry_prolog_has_dtd(zf: zipfile.ZipFile, data: bytes, info: zipfile.ZipInf
         m = _ROOT_START.search(head)
         return _has_dtd(head if m is None else head[: m.start()])
     d = zlib.decompressobj(-15)
-    head = d.decompress(raw, 4096)
+    head = d.decompress(raw, 512)    # a prolog is a few hundred bytes: the root usually starts here
     while True:
         if head.startswith((b"\xff\xfe", b"\xfe\xff")):
             return _has_dtd(_entry_bytes(zf, data, info))
