@@ -33,6 +33,9 @@ MONTH = "2025-03"
 HERE = Path(__file__).resolve().parent
 
 
+LAST_CPU = [0.0]   # CPU seconds (user + system) of the last run_timed command and its children
+
+
 def run_timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
     """Run a child process; return (wall seconds, peak RSS MB of that child, stdout)."""
     # Each command runs under a fresh `python -c` wrapper so RUSAGE_CHILDREN is its own.
@@ -41,13 +44,14 @@ def run_timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float,
         "import resource,subprocess,sys,time,json;"
         "t=time.perf_counter();p=subprocess.run(sys.argv[1:],stdout=subprocess.PIPE);"
         "w=time.perf_counter()-t;"
-        "r=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024;"
-        "sys.stderr.write(json.dumps({'wall':w,'rss':r,'rc':p.returncode})+'\\n');"
+        "u=resource.getrusage(resource.RUSAGE_CHILDREN);r=u.ru_maxrss/1024;"
+        "sys.stderr.write(json.dumps({'wall':w,'rss':r,'cpu':u.ru_utime+u.ru_stime,'rc':p.returncode})+'\\n');"
         "sys.stdout.buffer.write(p.stdout)",
         *cmd,
     ]
     p = subprocess.run(wrapper, capture_output=True, env=env, text=True)
     meta = json.loads(p.stderr.strip().splitlines()[-1])
+    LAST_CPU[0] = meta.get("cpu", 0.0)
     if meta["rc"] != 0:
         raise SystemExit(f"command failed ({meta['rc']}): {' '.join(cmd)}\n{p.stderr[-3000:]}")
     return meta["wall"], meta["rss"], p.stdout

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_scale import HERE, MONTH, run_timed, write_registry  # noqa: E402
+from bench_scale import HERE, LAST_CPU, MONTH, run_timed, write_registry  # noqa: E402
 
 SETTLE_SECONDS = 3
 
@@ -68,7 +68,7 @@ def main() -> None:
     for n in args.counties:
         base = pristine(root, n, supervise)
         raw: dict[str, list[float]] = {k: [] for k in ("bare_s", "bare_rss", "ingest_s", "ingest_rss",
-                                                       "run_s", "run_rss")}
+                                                       "ingest_cpu_s", "run_s", "run_rss")}
         for _ in range(args.repeat):
             home = fresh(root, n, base)
             env = dict(os.environ, SUPERVISE_HOME=str(home))
@@ -81,6 +81,7 @@ def main() -> None:
             assert len(files) == n and not any(f["verdict"] == "rejected" for f in files), "rejections"
             raw["ingest_s"].append(t)
             raw["ingest_rss"].append(r)
+            raw["ingest_cpu_s"].append(LAST_CPU[0])   # user + system, main process and workers
             if not args.skip_run:
                 t, r, out = run_timed([supervise, "run", "--month", MONTH, "--no-deliver", "--json"], env)
                 assert len(json.loads(out)["assessments"][0]["ranking"]) == n
