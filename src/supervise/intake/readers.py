@@ -307,6 +307,8 @@ def _has_dtd(part: bytes) -> bool:
         except UnicodeDecodeError:
             return True
         return "<!DOCTYPE" in text or "<!ENTITY" in text
+    if b"<!" not in part:   # every declaration starts so: one search over the part, not three
+        return False
     return b"<!DOCTYPE" in part or b"<!ENTITY" in part or b"<!doctype" in part
 
 
@@ -327,8 +329,14 @@ def col_letter(n: int) -> str:
 
 def _xlsx_sheet_parts(parts: dict[str, bytes]) -> dict[str, str]:
     """Sheet name -> part name, from workbook.xml and its relationships."""
+    return dict(_sheet_parts_of(parts.get("xl/workbook.xml", b""), parts.get("xl/_rels/workbook.xml.rels", b"")))
+
+
+@lru_cache(maxsize=64)
+def _sheet_parts_of(workbook: bytes, workbook_rels: bytes) -> tuple[tuple[str, str], ...]:
+    """(sheet name, part name) pairs; memoised: files made from one template share these two parts."""
     rels: dict[str, str] = {}
-    for m in _REL_RE.finditer(parts.get("xl/_rels/workbook.xml.rels", b"")):
+    for m in _REL_RE.finditer(workbook_rels):
         attrs = dict(_ATTR_RE.findall(m.group(1)))
         rid, target = attrs.get(b"Id"), attrs.get(b"Target")
         if rid and target:
@@ -336,13 +344,13 @@ def _xlsx_sheet_parts(parts: dict[str, bytes]) -> dict[str, str]:
             t = t.lstrip("/") if t.startswith("/") else "xl/" + t
             rels[rid.decode()] = t
     out: dict[str, str] = {}
-    for m in _SHEET_TAG_RE.finditer(parts.get("xl/workbook.xml", b"")):
+    for m in _SHEET_TAG_RE.finditer(workbook):
         attrs = dict(_ATTR_RE.findall(m.group(1)))
         name = attrs.get(b"name")
         rid = next((v for k, v in attrs.items() if k.endswith(b":id") or k == b"id"), None)
         if name is not None and rid is not None and rid.decode() in rels:
             out[html.unescape(name.decode("utf-8", "replace"))] = rels[rid.decode()]
-    return out
+    return tuple(out.items())
 
 
 _ROW_NUM_RE = re.compile(rb'<row\b[^>]*?\br="(\d+)"')
