@@ -658,8 +658,10 @@ def read_csv(data: bytes, limits: Limits) -> ReadResult:
     for n, line in enumerate(lines[1:], start=2):
         if not any(x.strip() for x in line):
             continue
-        get = lambda c: line[idx[c]].strip() if idx[c] < len(line) else ""
-        county, period, cluster, code = get("county_code"), get("period"), get("cluster_code"), get("indicator")
+        county, period, cluster, code = (
+            line[idx[c]].strip() if idx[c] < len(line) else ""
+            for c in ("county_code", "period", "cluster_code", "indicator")
+        )
         raw = line[idx["value"]] if idx["value"] < len(line) else ""
         if "county_code" not in res.meta:
             res.meta["county_code"] = Cell(county, f"{letters['county_code']}{n}", n)
