@@ -55,6 +55,15 @@ class SuperviseGroup(click.Group):
         except SuperviseError as exc:
             click.echo(f"错误 / error: {exc}", err=True)
             ctx.exit(1)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # a bug: still one line for cron and the log, the traceback with -v
+            log.debug("unexpected failure", exc_info=True)
+            click.echo(
+                f"错误 / error: internal error {type(exc).__name__}: {exc} (rerun with -v for the traceback)",
+                err=True,
+            )
+            ctx.exit(1)
 
 
 def _usage_text(exc: click.UsageError) -> str:

@@ -48,6 +48,7 @@ CODES: dict[str, str] = {
     "ytd_decreased": "累计值小于上月",
     "jump": "环比变化异常",
     "unit_slip": "疑似单位错误（元/万元）",
+    "percent_as_fraction": "百分比疑似按小数录入（62%存为0.62）",
 }
 
 

@@ -35,6 +35,12 @@ CROSS_CHECKS = (
     ("ent_in_park", "ent_total", "ent_in_park_gt_total"),
 )
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+# Commas are accepted only as thousands separators (1,234,567.8); "12,5" or "1.234,5" are not
+# numbers we can read without guessing, so they are refused rather than misread.
+_GROUPED = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
+# No cluster figure comes near 1万亿 of its unit (万元, 家, 人, 亩); a larger value is a slip,
+# and would overflow the city-wide sums if it were stored.
+MAX_MAGNITUDE = 1e12
 
 
 @dataclass(frozen=True)
@@ -418,6 +424,8 @@ class _Validator:
                 if self.quick_range(raw, ind):
                     numbers[ind.code] = (raw, cell)
                     self.out.values.append((cluster.code, ind.code, raw, None, where_ref))
+                    if ind.unit == "%" and 0 < raw <= 1:
+                        self.percent_as_fraction(raw, ind, cell, cluster)
                     continue
             label = f"{self.row_label(cell if cell.row else row.cluster, cluster, cluster.code)}{_named(ind)}"
             if cell.formula_missing and not (not ind.is_number and cell.formula):
@@ -456,6 +464,8 @@ class _Validator:
                 continue
             numbers[ind.code] = (value, cell)
             self.out.values.append((cluster.code, ind.code, value, None, where_ref))
+            if ind.unit == "%" and 0 < value <= 1:
+                self.percent_as_fraction(value, ind, cell, cluster)
         for part, whole, code in CROSS_CHECKS:
             if part in numbers and whole in numbers and numbers[part][0] > numbers[whole][0]:
                 pi, wi = self.reg.indicators[part], self.reg.indicators[whole]
@@ -468,10 +478,21 @@ class _Validator:
     @staticmethod
     def quick_range(value: float, ind: Indicator) -> bool:
         return ((ind.min is None or value >= ind.min) and (ind.max is None or value <= ind.max)
-                and (not ind.integer or value.is_integer()))
+                and (not ind.integer or value.is_integer()) and abs(value) <= MAX_MAGNITUDE)
+
+    def percent_as_fraction(self, value: float, ind: Indicator, cell: Cell, cluster: Cluster) -> None:
+        """Excel stores 62% typed into a cell as 0.62: a percentage at most 1 is probably that."""
+        label = f"{self.row_label(cell, cluster, cluster.code)}{_named(ind)}"
+        self.add("percent_as_fraction",
+                 f"{label}为{_num(value)}，疑似按百分比格式录入（如62%被存为0.62）。本表百分比请填写62或62.5这样的数，"
+                 "如确为不足1%请忽略本提示。", cell, cluster=cluster.code, indicator=ind.code, severity=WARNING)
 
     def check_range(self, value: float, ind: Indicator, cell: Cell, cluster: Cluster, label: str) -> bool:
         args = dict(cluster=cluster.code, indicator=ind.code)
+        if abs(value) > MAX_MAGNITUDE:
+            self.add("out_of_range", f"{label}为{_num(value)}，数值过大（绝对值不得超过1万亿），请核实单位和数值。",
+                     cell, **args)
+            return False
         if ind.unit == "%" and ((ind.min is not None and value < ind.min) or (ind.max is not None and value > ind.max)):
             self.add("percent_out_of_range",
                      f"{label}为{_num(value)}，百分比应在{_num(ind.min or 0)}到{_num(ind.max if ind.max is not None else 100)}之间"
@@ -565,7 +586,11 @@ def to_number(raw: Any, *, percent: bool = False) -> float | None:
         return v if math.isfinite(v) else None
     if not isinstance(raw, str):
         return None
-    s = unicodedata.normalize("NFKC", raw).strip().replace(",", "").replace(" ", "")
+    s = unicodedata.normalize("NFKC", raw).strip().replace(" ", "")
+    if "," in s:
+        if not _GROUPED.match(s.rstrip("%")):
+            return None
+        s = s.replace(",", "")
     if percent and s.endswith("%"):
         s = s[:-1]
     if not _NUMBER.match(s):
