@@ -227,13 +227,21 @@ def test_inbox_collects_every_county_folder_and_skips_temp_files(ws: Workspace, 
     folder = ws.inbox_dir / HUANGHUA
     folder.mkdir(parents=True)
     shutil.copyfile(good, folder / "三月.xlsx")
+    shutil.copyfile(good, folder / "~黄骅市三月.xlsx")  # a leading ~ alone is a name, not a lock file
     (folder / "~$三月.xlsx").write_bytes(b"lock")
     (folder / ".hidden.xlsx").write_bytes(b"x")
     report = collect_inbox(ws, now=NOW)
-    assert [(Path(f.file).name, f.verdict) for f in report.files] == [("三月.xlsx", "accepted")]
+    assert [(Path(f.file).name, f.verdict) for f in report.files] == [
+        ("~黄骅市三月.xlsx", "accepted"), ("三月.xlsx", "accepted")]
     assert sorted(p.name for p in folder.iterdir()) == [".hidden.xlsx", "~$三月.xlsx"]
+    # the hidden file is left, and said so; Excel's own lock file is not worth a word
+    doc = report.to_json()
+    assert [Path(s["file"]).name for s in doc["skipped"]] == [".hidden.xlsx"]
+    assert doc["summary"]["skipped"] == 1
     conn = ws.connect()
+    # the same bytes twice: stored once, the second copy reported unchanged
     assert [tuple(r) for r in conn.execute("SELECT sender_code, source FROM submissions")] == [(HUANGHUA, "inbox")]
+    assert [f.unchanged for f in report.files] == [False, True]
     conn.close()
 
 

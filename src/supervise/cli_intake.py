@@ -170,6 +170,8 @@ def _print_report(report: Any) -> None:
         f"{prefix}通过 accepted {s['accepted']}，有提示 warning {s['warning']}，退回 rejected {s['rejected']}，"
         f"未变 unchanged {s['unchanged']}，存储数值 values {s['values']}"
     )
+    for skipped in report.skipped:
+        _out.print(escape(f"未处理 skipped: {skipped['file']}（{skipped['reason']}）"))
 
 
 @cli.command()

@@ -117,6 +117,7 @@ class FileResult:
 class IngestReport:
     files: list[FileResult] = field(default_factory=list)
     dry_run: bool = False
+    skipped: list[dict[str, str]] = field(default_factory=list)   # inbox entries left unread, and why
 
     @property
     def summary(self) -> dict[str, int]:
@@ -132,12 +133,17 @@ class IngestReport:
         lost = sum(1 for f in self.files if f.not_stored)
         if lost:   # files whose batch SQLite rolled back: nothing of them is stored
             out["not_stored"] = lost
+        if self.skipped:
+            out["skipped"] = len(self.skipped)
         return out
 
     def to_json(self) -> dict[str, Any]:
         summary: dict[str, Any] = dict(self.summary)
         summary["dry_run"] = self.dry_run
-        return {"files": [f.to_json() for f in self.files], "summary": summary}
+        doc: dict[str, Any] = {"files": [f.to_json() for f in self.files], "summary": summary}
+        if self.skipped:
+            doc["skipped"] = list(self.skipped)
+        return doc
 
 
 def _iso(dt: datetime) -> str:
@@ -597,8 +603,11 @@ def collect_inbox(
 ) -> IngestReport:
     """Ingest everything under inbox/ (inbox/<county_code>/ names the sender), then remove what was stored."""
     p = as_period(period) if period is not None else None
-    return _run(ws, settled(inbox_files(ws)), now=now, dry_run=dry_run, source="inbox", period=p,
+    skipped: list[dict[str, str]] = []
+    report = _run(ws, settled(inbox_files(ws, skipped)), now=now, dry_run=dry_run, source="inbox", period=p,
                 received_at=received_at, remove=not dry_run, progress=progress)
+    report.skipped = skipped
+    return report
 
 
 # A file modified less than SETTLE_SECONDS ago (real file time against the real clock, never
@@ -638,7 +647,7 @@ def settled(items: list[tuple[Path, str, str | None]]) -> list[tuple[Path, str, 
     return [item for item in items if item[0] not in moving]
 
 
-def inbox_files(ws: Workspace) -> list[tuple[Path, str, str | None]]:
+def inbox_files(ws: Workspace, skipped: list[dict[str, str]] | None = None) -> list[tuple[Path, str, str | None]]:
     """(path, display name, sender) of every file waiting in the inbox, in a stable order.
 
     A folder's files come first (by name), then its sub-folders (by name); symbolic links to
@@ -667,11 +676,18 @@ def inbox_files(ws: Workspace) -> list[tuple[Path, str, str | None]]:
             (dirs if is_dir else files).append(e)
         for e in sorted(files, key=lambda e: e.name):
             name = e.name
-            if name.startswith((".", "~$", "~")) or name.lower().endswith(_IGNORED_SUFFIXES):
+            if _is_working_file(name):
                 continue
             path = base / name
-            if e.is_symlink() or not e.is_file():
-                log.warning("skipping %s: not a regular file", path)
+            reason = (
+                "隐藏文件，未处理 / hidden file, not read" if name.startswith(".")
+                else "不是普通文件（链接等），未处理 / not a regular file (a link), not read"
+                if e.is_symlink() or not e.is_file() else None
+            )
+            if reason:
+                log.warning("skipping %s: %s", path, reason)
+                if skipped is not None:
+                    skipped.append({"file": str(path), "reason": reason})
                 continue
             out.append((path, str(path), sender))
         for e in sorted(dirs, key=lambda e: e.name):
@@ -681,6 +697,11 @@ def inbox_files(ws: Workspace) -> list[tuple[Path, str, str | None]]:
 
     walk(root, None, True)
     return out
+
+
+def _is_working_file(name: str) -> bool:
+    """An editor's lock or a download in progress (~$x.xlsx, .~lock.x#, x.part): not a submission."""
+    return name.startswith(("~$", ".~lock.")) or name.lower().endswith(_IGNORED_SUFFIXES)
 
 
 def _start_pool(workers: int, context: dict[str, Any]) -> ProcessPoolExecutor | None:
