@@ -81,3 +81,22 @@ def test_an_unexpected_failure_is_one_line_not_a_traceback(ws: Workspace, monkey
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert lines == ["错误 / error: internal error ZeroDivisionError: float division by zero (rerun with -v for the traceback)"]
+
+
+def test_an_error_cell_is_named_as_such(ws: Workspace, tmp_path: Path) -> None:
+    """A cell holding #DIV/0! is not 'empty': the clerk is told what the cell holds."""
+    from openpyxl import load_workbook
+
+    path = filled(ws, HUANGHUA, MARCH, tmp_path / "m.xlsx")
+    wb = load_workbook(path)
+    sheet = wb.worksheets[0]
+    codes = [c.value for c in sheet[5]]
+    row = next(r for r in range(6, sheet.max_row + 1) if sheet.cell(r, 1).value == "CZ02")
+    sheet.cell(row, codes.index("tax_ytd") + 1).value = "#DIV/0!"  # openpyxl stores it as an error cell
+    assert sheet.cell(row, codes.index("tax_ytd") + 1).data_type == "e"
+    wb.save(path)
+    f = _ingest(ws, path, "2025-04-03 10:00")
+    assert f.verdict == "rejected"
+    [p] = f.problems
+    assert (p.code, p.cluster_code, p.indicator) == ("not_a_number", "CZ02", "tax_ytd")
+    assert "#DIV/0!" in p.message

@@ -385,6 +385,22 @@ def _scan_xlsx_sheet(xml: bytes) -> tuple[int, int, dict[str, str]]:
     return max_row, max_col, missing
 
 
+_V_RE = re.compile(rb"<v>([^<]*)</v>")
+
+
+def _xlsx_error_cells(xml: bytes) -> dict[str, str]:
+    """{ref: '#DIV/0!'} of the cells holding an error value (calamine reads them as empty)."""
+    errors: dict[str, str] = {}
+    if b't="e"' not in xml:
+        return errors
+    for m in _CELL_RE.finditer(xml):
+        if b't="e"' in m.group(1):
+            ref, v = _REF_RE.search(m.group(1)), _V_RE.search(m.group(2))
+            if ref is not None and v is not None:
+                errors[ref.group(1).decode() + ref.group(2).decode()] = html.unescape(v.group(1).decode("utf-8", "replace"))
+    return errors
+
+
 _ODS_FORMULA_NS = re.compile(r"^[a-z]+:=")   # of:=SUM(...), oooc:=...
 _ODS_TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
 _ODS_OFFICE = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}"
@@ -517,6 +533,8 @@ def _read_workbook(
             if result is not None:
                 result.formula_cells = dict(dims[name][2]) if name in dims else {}
                 mark_formulas(result)
+                if fmt == "xlsx" and sheet_parts.get(name) in parts:
+                    mark_errors(result, _xlsx_error_cells(parts[sheet_parts[name]]))
                 return result
         if first_error is not None:
             raise first_error
@@ -608,6 +626,16 @@ def _locate(grid: list[list[Any]], fmt: str, sheet: str, known_codes: set[str]) 
             cells[code] = Cell(v, f"{letter}{line}", line)
         res.rows.append(rr)
     return res
+
+
+def mark_errors(res: ReadResult, errors: dict[str, str]) -> None:
+    """Show an error cell as its error text (#DIV/0!), so the clerk is told what is in it."""
+    if not errors:
+        return
+    for row in res.rows:
+        for cell in row.cells.values():
+            if cell.ref in errors:
+                cell.value = errors[cell.ref]
 
 
 def mark_formulas(res: ReadResult) -> None:
