@@ -100,3 +100,17 @@ def test_an_error_cell_is_named_as_such(ws: Workspace, tmp_path: Path) -> None:
     [p] = f.problems
     assert (p.code, p.cluster_code, p.indicator) == ("not_a_number", "CZ02", "tax_ytd")
     assert "#DIV/0!" in p.message
+
+
+def test_a_deleted_code_row_is_told_once_on_the_data_sheet(ws: Workspace, tmp_path: Path) -> None:
+    """The 填报说明 sheet lists every code; it must not be read as the table when row 5 is gone."""
+    from openpyxl import load_workbook
+
+    path = filled(ws, HUANGHUA, MARCH, tmp_path / "m.xlsx")
+    wb = load_workbook(path)
+    wb.worksheets[0].delete_rows(5)  # the clerk deletes the indicator-code row
+    wb.save(path)
+    f = _ingest(ws, path, "2025-04-03 10:00")
+    assert f.verdict == "rejected"
+    assert [p.code for p in f.problems] == ["header_not_found"]
+    assert "填报表" in f.problems[0].message and "第5行" in f.problems[0].message

@@ -29,7 +29,7 @@ from typing import Any, Self
 
 import python_calamine as calamine
 
-from .layout import CLUSTER_CODE_HEADER, CLUSTER_NAME_HEADER, DATA_SHEET
+from .layout import CLUSTER_CODE_HEADER, CLUSTER_NAME_HEADER, DATA_SHEET, HELP_SHEET
 from .problems import FileRejected
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -512,7 +512,8 @@ def _read_workbook(
             dims = _scan_ods(parts["content.xml"])
 
         order = [DATA_SHEET] if DATA_SHEET in names else []
-        order += [n for n in names if n != DATA_SHEET]
+        # The 填报说明 sheet lists every indicator code: it must never be taken for the data table.
+        order += [n for n in names if n not in (DATA_SHEET, HELP_SHEET)]
         first_error: FileRejected | None = None
         for name in order:
             if fmt == "xlsx" and name not in dims and sheet_parts.get(name) in parts:
@@ -538,9 +539,10 @@ def _read_workbook(
                 return result
         if first_error is not None:
             raise first_error
+        where = f"工作表“{DATA_SHEET}”中" if DATA_SHEET in names else "文件中"
         raise FileRejected(
             "header_not_found",
-            "在文件中找不到指标代码行（模板第5行，如 ent_total、revenue_ytd）。请使用下发的模板，不要删除或修改指标代码行。",
+            f"在{where}找不到指标代码行（模板第5行，如 ent_total、revenue_ytd）。请使用下发的模板，不要删除或修改指标代码行。",
         )
     finally:
         wb.close()
