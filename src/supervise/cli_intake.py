@@ -88,8 +88,10 @@ def ingest(ws: Workspace, files: tuple[Path, ...], county: str | None, received_
         raise click.UsageError("--county names the sender of FILES; the inbox uses inbox/<code>/")
     at = now()
     with _write_locks(ws, inbox=not files, dry_run=dry_run, now=at):
-        count = len(files) if files else len(inbox_files(ws))
-        show_bar = not as_json and count >= 5 and _err.is_terminal
+        # Listing the inbox only sizes the bar: not done for --json, cron or a pipe.
+        for_person = not as_json and _err.is_terminal
+        count = len(files) if files else (len(inbox_files(ws)) if for_person else 0)
+        show_bar = for_person and count >= 5
         with _progress(show_bar, count) as progress:
             if files:
                 report = ingest_files(ws, files, county=county, received_at=when, dry_run=dry_run,
