@@ -121,7 +121,7 @@ def bench(n: int, root: Path, supervise: str, naive_limit: int) -> dict[str, flo
         shutil.rmtree(home)
     env = dict(os.environ, SUPERVISE_HOME=str(home))
     subprocess.run([supervise, "init"], env=env, check=True, capture_output=True)
-    codes = write_registry(home, n)
+    write_registry(home, n)
     t_templates, rss_templates, out = run_timed([supervise, "templates", "--month", MONTH, "--json"], env)
     templates = json.loads(out)["templates"]
     assert len(templates) == n, (len(templates), n)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -13,6 +14,16 @@ import pytest
 
 from supervise.periods import TZ
 from supervise.workspace import Workspace, init_workspace
+
+
+def require_peer(name: str, found: object) -> None:
+    """A test that needs a real peer (LibreOffice, Chromium, systemd-analyze...): skipped on a
+    developer's machine without it, but failed under CI=true, where `.ci/run` installs it."""
+    if found:
+        return
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{name} is required under CI=true (.ci/run installs it) but was not found")
+    pytest.skip(f"{name} not installed")
 
 
 @pytest.fixture

@@ -13,13 +13,16 @@ import pytest
 from supervise.workspace import Workspace
 
 from .bulletin_support import Dom, render
+from .conftest import require_peer
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 
-pytestmark = [
-    pytest.mark.chromium,
-    pytest.mark.skipif(CHROMIUM is None, reason="needs a headless Chromium on PATH"),
-]
+pytestmark = [pytest.mark.chromium]
+
+
+@pytest.fixture(autouse=True)
+def _needs_chromium() -> None:
+    require_peer("a headless Chromium", CHROMIUM)
 
 
 def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[bytes]:

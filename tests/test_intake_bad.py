@@ -169,7 +169,7 @@ CASES: list[tuple[str, Callable[[Workspace, Path], Path], str, str | None, str |
     ("zip_bomb", bomb, "zip_bomb", "文件", None, None),
     ("zip_entries", many_entries, "zip_bomb", "文件", None, None),
     ("xml_entities", entities, "xml_entities", "文件", None, None),
-    ("too_many_rows", far_cell, "file_too_large", "文件", None, None),
+    ("too_many_rows", far_cell, "file_too_large", "填报表!C20001", None, None),
     ("wrong_county", other_countys_template, "county_mismatch", "填报表!B2", None, None),
     ("county_edited", lambda ws, d: edit(good(ws, d), _set("B2", "130999")),
      "county_mismatch", "填报表!B2", None, None),

@@ -1,5 +1,5 @@
-"""Ingest of many files: worker processes and batched transactions give the results of a
-one-process, one-transaction-per-file ingest, and a failing file is rolled back alone."""
+"""Ingest of many files: two reader processes and batched transactions give the results of
+one reader and one transaction per file, and a failing file is rolled back alone."""
 
 from __future__ import annotations
 
@@ -69,13 +69,11 @@ def test_workers_and_batches_give_the_one_process_results(
     _fill_inbox(parallel, files)
     when = at("2025-04-03 10:00")
 
-    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_FILES", 10**9)
+    monkeypatch.setattr(ingest_module, "WORKERS", 1)
     monkeypatch.setattr(ingest_module, "BATCH_FILES", 1)          # one transaction per file
     one = collect_inbox(serial, now=when)
 
-    monkeypatch.setattr(ingest_module, "PARALLEL_MIN_FILES", 1)
     monkeypatch.setattr(ingest_module, "WORKERS", 2)
-    monkeypatch.setattr(ingest_module, "_CHUNK_FILES", 3)
     monkeypatch.setattr(ingest_module, "_AHEAD_FILES", 7)
     monkeypatch.setattr(ingest_module, "BATCH_FILES", 4)
     many = collect_inbox(parallel, now=when)

@@ -15,6 +15,7 @@ from supervise.periods import Month, Quarter
 from supervise.store.submissions import current_values
 from supervise.workspace import Workspace, init_workspace
 
+from .conftest import require_peer
 from .intake_corpus import (
     HUANGHUA,
     at,
@@ -175,8 +176,7 @@ def test_rows_shifted_by_a_resave_still_read(ws: Workspace, tmp_path: Path) -> N
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Filled templates converted by LibreOffice once per module: {kind: {fmt: path}}."""
-    if not soffice():
-        pytest.skip("LibreOffice (soffice) not installed")
+    require_peer("LibreOffice (soffice)", soffice())
     root = tmp_path_factory.mktemp("lo")
     ws = init_workspace(root / "home")
     month = monthly_values(ws.registry, HUANGHUA)

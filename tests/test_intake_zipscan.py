@@ -8,7 +8,8 @@ import zipfile
 import pytest
 
 from supervise.intake.problems import FileRejected
-from supervise.intake.readers import Limits, _scan_xlsx_sheet, check_zip
+from supervise.intake.readers import Limits, check_zip
+from supervise.intake.sheetscan import scan_xlsx_sheet
 
 DTD = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]>'
 
@@ -78,7 +79,9 @@ def test_data_validations_are_not_formulas_and_real_formulas_still_are() -> None
     dv = (b'<dataValidations count="1"><dataValidation type="whole" sqref="C6:C9">'
           b"<formula1>0</formula1><formula2>9</formula2></dataValidation></dataValidations>")
     plain = b'<worksheet><sheetData><row r="6"><c r="C6"><v>1</v></c></row></sheetData>' + dv + b"</worksheet>"
-    assert _scan_xlsx_sheet(plain) == (6, 3, {})
+    scan = scan_xlsx_sheet(plain, "填报表", 100, 100)
+    assert (scan.rows, scan.columns, scan.formulas) == (6, 3, {})
     formula = (b'<worksheet><sheetData><row r="6"><c r="C6"><f>SUM(D6:E6)</f></c></row></sheetData>'
                + dv + b"</worksheet>")
-    assert _scan_xlsx_sheet(formula) == (6, 3, {"C6": "SUM(D6:E6)"})
+    scan = scan_xlsx_sheet(formula, "填报表", 100, 100)
+    assert (scan.rows, scan.columns, scan.formulas) == (6, 3, {"C6": "SUM(D6:E6)"})

@@ -32,10 +32,7 @@ import sqlite3
 import stat
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +44,7 @@ from ..store import submissions as store
 from ..workspace import Workspace
 from .problems import ERROR, FileRejected, Problem, csv_place_of
 from .readers import Limits, archive_extension, read_submission
+from .sandbox import SandboxPool
 from .validate import RegistryIndex, Rules, Validated, apply_history, validate
 
 log = logging.getLogger("supervise.intake")
@@ -57,12 +55,10 @@ _IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial", ".swp", ".lock"
 
 Progress = Callable[[int, int, str], None]
 
-# Worker processes read and validate ahead of the main process from this many files on (a
-# worker costs a fork and its share of the start-up; below this, one process is faster).
-PARALLEL_MIN_FILES = 100
+# Every file is read and judged in a worker process (`sandbox`), which a file can kill
+# without killing the ingest; two of them read ahead of the main process when there is work.
 WORKERS = 2
 _AHEAD_FILES = 160                # files handed to workers ahead of the one being stored
-_CHUNK_FILES = 32                 # files per worker task
 BATCH_FILES = 250                 # files per transaction
 BATCH_SECONDS = 2.0
 
@@ -243,8 +239,9 @@ def _relative(home: Path, path: Path) -> str:
 def _prepare(path: Path, sender: str | None, *, home: Path, archive_dir: Path | None, registry: Any,
              limits: Limits,
              rules: Rules, known_codes: set[str], period: Period | None, index: RegistryIndex,
-             received_at: datetime, made_dirs: set[Path]) -> _Prepared:
-    """Read, hash, archive (into `archive_dir`, unless None: a dry run) and judge one file.
+             received_at: datetime, made_dirs: set[Path], judge: bool = True) -> _Prepared:
+    """Read, hash, archive (into `archive_dir`, unless None: a dry run) and judge one file
+    (unless `judge` is false: the file killed the worker that read it).
 
     The bytes archived and judged are the bytes hashed. Errors are kept, not raised: `_Ingest.one`
     meets them in the order of the steps of a one-file ingest.
@@ -288,7 +285,7 @@ def _prepare(path: Path, sender: str | None, *, home: Path, archive_dir: Path | 
         except Exception as exc:
             p.archive_error = exc
             return p
-    if data is not None:
+    if data is not None and judge:
         try:
             try:
                 read = read_submission(data, limits, known_codes)
@@ -304,36 +301,21 @@ def _prepare(path: Path, sender: str | None, *, home: Path, archive_dir: Path | 
     return p
 
 
-_WORKER: dict[str, Any] = {}
+def _picklable(p: _Prepared) -> _Prepared:
+    """Errors go back from a worker as they are, or as text if they cannot be pickled."""
+    for name in ("error", "archive_error", "judge_error"):
+        exc = getattr(p, name)
+        if exc is not None:
+            try:
+                pickle.dumps(exc)
+            except Exception:  # sent back as text: it becomes the file's internal_error
+                setattr(p, name, RuntimeError(f"{type(exc).__name__}: {exc}"))
+    return p
 
 
-def _worker_init(context: dict[str, Any]) -> None:
-    _WORKER.clear()
-    _WORKER.update(context)
-    _WORKER["made_dirs"] = set()
-
-
-def _worker_chunk(chunk: list[tuple[Path, str | None]]) -> list[_Prepared]:
-    out = []
-    for path, sender in chunk:
-        p = _prepare(path, sender, **_WORKER)
-        for name in ("error", "archive_error", "judge_error"):
-            exc = getattr(p, name)
-            if exc is not None:
-                try:
-                    pickle.dumps(exc)
-                except Exception:  # sent back as text: it becomes the file's internal_error
-                    setattr(p, name, RuntimeError(f"{type(exc).__name__}: {exc}"))
-        out.append(p)
-    return out
-
-
-@dataclass
-class _Ahead:
-    """A file handed to a worker: the task (a chunk of files) and its place in it."""
-
-    future: Future[list[_Prepared]] | None = None
-    slot: int = 0
+def unreadable_message(reason: str) -> str:
+    return (f"文件无法读取：{reason}（文件内容过大或已损坏）。文件已存档，不予接收。"
+            "请用 Excel/WPS 重新保存，或把数据复制到新下发的模板后再报送。")
 
 
 class _Ingest:
@@ -360,9 +342,9 @@ class _Ingest:
             "rules": self.rules, "known_codes": self.known_codes, "period": period,
             "index": self.index, "received_at": self.received_at,
         }
-        self.pool: ProcessPoolExecutor | None = None
+        self.pool: SandboxPool[tuple[Path, str | None], _Prepared] | None = None
         if workers > 0:
-            self.pool = _start_pool(workers, self.context)   # before the database is opened
+            self.pool = self._start_pool(workers)   # forked before the database is opened
         self.conn: sqlite3.Connection = ws.connect()
         store.prepare_for_batches(self.conn)
         self._made_dirs: set[Path] = set()
@@ -371,7 +353,7 @@ class _Ingest:
 
     def close(self) -> None:
         if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool.close()
             self.pool = None
         self.conn.close()
 
@@ -398,39 +380,41 @@ class _Ingest:
         return store.current_numbers(self.conn, county, str(period))
 
     # ------------------------------------------------------------------ workers
-    def hand_over(self, chunk: list[tuple[Path, str | None]]) -> list[_Ahead]:
-        """Give a chunk of files to a worker (one task: fewer, larger messages between processes)."""
-        if self.pool is not None:
-            try:
-                future = self.pool.submit(_worker_chunk, chunk)
-            except (BrokenProcessPool, RuntimeError):
-                self._lose_pool()
-            else:
-                return [_Ahead(future, slot) for slot in range(len(chunk))]
-        return [_Ahead() for _ in chunk]
+    def _start_pool(self, workers: int) -> SandboxPool[tuple[Path, str | None], _Prepared] | None:
+        made_dirs: set[Path] = set()
+        context = self.context
 
-    def _lose_pool(self) -> None:
-        log.warning("the ingest worker processes stopped; continuing in one process")
-        if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
-            self.pool = None
+        def work(task: tuple[Path, str | None]) -> _Prepared:
+            return _picklable(_prepare(task[0], task[1], made_dirs=made_dirs, **context))
 
-    def prepared(self, path: Path, sender: str | None, ahead: _Ahead | None) -> _Prepared:
-        if ahead is not None and ahead.future is not None:
-            try:
-                return ahead.future.result()[ahead.slot]
-            except Exception:  # a worker died: the same work, here, as a one-process ingest does it
-                log.warning("a worker failed on %s; reading it in the main process", path, exc_info=True)
-                self._lose_pool()
-        return _prepare(path, sender, made_dirs=self._made_dirs, **self.context)
+        try:
+            return SandboxPool(work, self._unreadable, workers=workers,
+                               memory_bytes=int(self.limits.reader_memory_mb * 1024 * 1024),
+                               seconds=float(self.limits.reader_seconds))
+        except (ValueError, OSError) as exc:
+            log.warning("no reader processes (%s); reading in this process, without limits", exc)
+            return None
+
+    def _unreadable(self, task: tuple[Path, str | None], reason: str) -> _Prepared:
+        """A file that killed its reader (memory, time): archived, never parsed again, rejected."""
+        p = _prepare(task[0], task[1], made_dirs=self._made_dirs, judge=False, **self.context)
+        if p.problem is None and p.error is None and not p.oversized:
+            p.validated = Validated(problems=[Problem("file_unreadable", unreadable_message(reason))])
+        return p
+
+    def prepare_all(self, tasks: list[tuple[Path, str | None]]) -> Iterable[_Prepared]:
+        """Each file read, archived and judged (in the workers), in the order of `tasks`."""
+        if self.pool is not None:
+            return self.pool.run(tasks, ahead=_AHEAD_FILES)
+        return (_prepare(path, sender, made_dirs=self._made_dirs, **self.context) for path, sender in tasks)
 
     # ------------------------------------------------------------------ one file
-    def one(self, path: Path, display: str, sender: str | None, ahead: _Ahead | None = None) -> FileResult:
+    def one(self, path: Path, display: str, sender: str | None, prepared: _Prepared) -> FileResult:
         res = FileResult(file=display)
         received = self.received
         res.received_at = received
         try:
-            self._one(path, sender, received, res, self.prepared(path, sender, ahead))
+            self._one(path, sender, received, res, prepared)
         except store.BatchLost:
             log.exception("the database rolled back the open batch at %s", display)
             res.batch_lost = True
@@ -704,18 +688,6 @@ def _is_working_file(name: str) -> bool:
     return name.startswith(("~$", ".~lock.")) or name.lower().endswith(_IGNORED_SUFFIXES)
 
 
-def _start_pool(workers: int, context: dict[str, Any]) -> ProcessPoolExecutor | None:
-    import multiprocessing
-
-    try:
-        # fork: the workers inherit the loaded modules and registry instead of importing them again.
-        ctx = multiprocessing.get_context("fork")
-        return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(context,))
-    except (ValueError, OSError, NotImplementedError) as exc:
-        log.warning("no worker processes (%s); ingesting in one process", exc)
-        return None
-
-
 class _Remover:
     """Removes stored files from the inbox, a committed batch at a time, in a background thread:
     first `os.sync()` (the archive copies and the committed database reach the disk), then the
@@ -775,9 +747,10 @@ def _not_stored(res: FileResult, reason: str) -> None:
 
 
 def _workers_for(n_files: int) -> int:
-    if n_files < PARALLEL_MIN_FILES or WORKERS < 1 or (os.cpu_count() or 1) < 2:
+    """Reader processes for a batch: one for a few files (isolation), two when there is work to share."""
+    if n_files == 0:
         return 0
-    return min(WORKERS, os.cpu_count() or 1)
+    return max(1, min(WORKERS, os.cpu_count() or 1, (n_files + 1) // 2))
 
 
 def _run(
@@ -797,16 +770,7 @@ def _run(
                   received_at=received_at, workers=_workers_for(len(items)))
     remover = _Remover() if remove and not dry_run else None
     batch: list[tuple[FileResult, Path]] = []    # recorded in the batch still open
-    ahead: deque[_Ahead] = deque()
-    next_item = 0
-
-    def read_ahead(i: int) -> None:
-        # Keep the workers busy with the files after the one being stored, a chunk at a time.
-        nonlocal next_item
-        while next_item < len(items) and next_item - i < _AHEAD_FILES:
-            chunk = [(p, s) for p, _d, s in items[next_item : next_item + _CHUNK_FILES]]
-            ahead.extend(job.hand_over(chunk))
-            next_item += len(chunk)
+    prepared = iter(job.prepare_all([(p, s) for p, _d, s in items]))
 
     def lose_batch(reason: str) -> None:
         # SQLite rolled the open batch back: none of its files is stored; they stay in the inbox.
@@ -830,12 +794,9 @@ def _run(
         for i, (path, display, sender) in enumerate(items):
             if progress is not None:
                 progress(i, len(items), display)
-            handed = None
-            if job.pool is not None or ahead:
-                read_ahead(i)
-                handed = ahead.popleft()
+            p = next(prepared)
             job.begin()
-            result = job.one(path, display, sender, handed)
+            result = job.one(path, display, sender, p)
             report.files.append(result)
             log.debug("%s: %s", display, result.verdict)
             if result.batch_lost:

@@ -109,6 +109,6 @@ def csv_place_of(cell: str | None) -> str:
 class FileRejected(Exception):
     """The file cannot be read at all; carries the one problem that says why."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, sheet: str | None = None, cell: str | None = None) -> None:
         super().__init__(message)
-        self.problem = Problem(code, message)
+        self.problem = Problem(code, message, sheet=sheet, cell=cell)

@@ -31,6 +31,7 @@ import python_calamine as calamine
 
 from .layout import CLUSTER_CODE_HEADER, CLUSTER_NAME_HEADER, DATA_SHEET, HELP_SHEET
 from .problems import FileRejected
+from .sheetscan import SheetScan, col_letter, scan_ods, scan_xls, scan_xlsx_sheet
 
 ZIP_MAGIC = b"PK\x03\x04"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -108,6 +109,8 @@ class Limits(FromSettings):
     max_columns: int = 500
     max_sheets: int = 30
     max_text_chars: int = 5_000
+    reader_memory_mb: int = 1024
+    reader_seconds: float = 60.0
 
 
 # --------------------------------------------------------------------------- sniffing
@@ -312,21 +315,6 @@ def _has_dtd(part: bytes) -> bool:
     return b"<!DOCTYPE" in part or b"<!ENTITY" in part or b"<!doctype" in part
 
 
-def _col_number(letters: bytes | str) -> int:
-    n = 0
-    for ch in letters if isinstance(letters, str) else letters.decode():
-        n = n * 26 + ord(ch) - 64
-    return n
-
-
-def col_letter(n: int) -> str:
-    s = ""
-    while n:
-        n, r = divmod(n - 1, 26)
-        s = chr(65 + r) + s
-    return s
-
-
 def _xlsx_sheet_parts(parts: dict[str, bytes]) -> dict[str, str]:
     """Sheet name -> part name, from workbook.xml and its relationships."""
     return dict(_sheet_parts_of(parts.get("xl/workbook.xml", b""), parts.get("xl/_rels/workbook.xml.rels", b"")))
@@ -351,116 +339,6 @@ def _sheet_parts_of(workbook: bytes, workbook_rels: bytes) -> tuple[tuple[str, s
         if name is not None and rid is not None and rid.decode() in rels:
             out[html.unescape(name.decode("utf-8", "replace"))] = rels[rid.decode()]
     return tuple(out.items())
-
-
-_ROW_NUM_RE = re.compile(rb'<row\b[^>]*?\br="(\d+)"')
-_CELL_COL_RE = re.compile(rb'<c\b[^>]*?\br="([A-Z]{1,3})\d+"')
-_ANY_FORMULA_RE = re.compile(rb"<f(?!ormula[12]\b)")
-_DIMENSION_RE = re.compile(rb'<dimension\b[^>]*?\bref="([^"]*)"')
-
-
-def _scan_xlsx_sheet(xml: bytes) -> tuple[int, int, dict[str, str]]:
-    """(max row, max column, {ref: formula text} of formulas without a cached value) of one sheet's XML."""
-    rows = _ROW_NUM_RE.findall(xml)
-    max_row = max(map(int, rows)) if rows else 0
-    letters = set(_CELL_COL_RE.findall(xml))
-    max_col = max(map(_col_number, letters)) if letters else 0
-    dim = _DIMENSION_RE.search(xml[:4096])
-    if dim:   # a forged dimension could make a reader allocate a huge grid
-        for ref in dim.group(1).split(b":"):
-            m = re.match(rb"([A-Z]{1,3})(\d+)", ref)
-            if m:
-                max_row = max(max_row, int(m.group(2)))
-                max_col = max(max_col, _col_number(m.group(1)))
-    missing: dict[str, str] = {}
-    if _ANY_FORMULA_RE.search(xml) is not None:   # data validations' <formula1>/<formula2> are not cells
-        for m in _CELL_RE.finditer(xml):
-            inner = m.group(2)
-            if b"<f" in inner and _HAS_VALUE_RE.search(inner) is None:
-                ref = _REF_RE.search(m.group(1))
-                if ref is not None:
-                    f = _FORMULA_RE.search(inner)
-                    text = html.unescape(f.group(1).decode("utf-8", "replace")) if f and f.group(1) else ""
-                    missing[ref.group(1).decode() + ref.group(2).decode()] = text
-    return max_row, max_col, missing
-
-
-_V_RE = re.compile(rb"<v>([^<]*)</v>")
-
-
-def _xlsx_error_cells(xml: bytes) -> dict[str, str]:
-    """{ref: '#DIV/0!'} of the cells holding an error value (calamine reads them as empty)."""
-    errors: dict[str, str] = {}
-    if b't="e"' not in xml:
-        return errors
-    for m in _CELL_RE.finditer(xml):
-        if b't="e"' in m.group(1):
-            ref, v = _REF_RE.search(m.group(1)), _V_RE.search(m.group(2))
-            if ref is not None and v is not None:
-                errors[ref.group(1).decode() + ref.group(2).decode()] = html.unescape(v.group(1).decode("utf-8", "replace"))
-    return errors
-
-
-_ODS_FORMULA_NS = re.compile(r"^[a-z]+:=")   # of:=SUM(...), oooc:=...
-_ODS_TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
-_ODS_OFFICE = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}"
-
-
-def _scan_ods(content: bytes) -> dict[str, tuple[int, int, dict[str, str]]]:
-    """Per table: (max row, max column, {ref: formula text} of formulas without a value), honouring repeats."""
-    from defusedxml.ElementTree import iterparse
-
-    out: dict[str, tuple[int, int, dict[str, str]]] = {}
-    table = None
-    row = col = 0
-    max_row = max_col = 0
-    missing: dict[str, str] = {}
-    t_table, t_row, t_cell, t_cov = (
-        _ODS_TABLE + "table", _ODS_TABLE + "table-row", _ODS_TABLE + "table-cell",
-        _ODS_TABLE + "covered-table-cell",
-    )
-    rows_rep = 1
-    row_has = False
-    try:
-        for event, el in iterparse(io.BytesIO(content), events=("start", "end"), forbid_dtd=True):
-            tag = el.tag
-            if event == "start":
-                if tag == t_table:
-                    table = el.get(_ODS_TABLE + "name", "")
-                    row, max_row, max_col, missing = 0, 0, 0, {}
-                elif tag == t_row:
-                    rows_rep = int(el.get(_ODS_TABLE + "number-rows-repeated", "1") or 1)
-                    col = 0
-                    row_has = False
-                continue
-            if tag in (t_cell, t_cov):
-                rep = int(el.get(_ODS_TABLE + "number-columns-repeated", "1") or 1)
-                has_value = el.get(_ODS_OFFICE + "value-type") is not None
-                formula = el.get(_ODS_TABLE + "formula")
-                if formula is not None and el.get(_ODS_OFFICE + "value") is None and el.get(
-                    _ODS_OFFICE + "string-value") is None and el.get(_ODS_OFFICE + "boolean-value") is None and el.get(
-                    _ODS_OFFICE + "date-value") is None and not has_value:
-                    text = formula.split(":", 1)[1] if _ODS_FORMULA_NS.match(formula) else formula
-                    missing[f"{col_letter(col + 1)}{row + 1}"] = text.removeprefix("=")
-                if has_value or formula is not None or len(el):
-                    max_col = max(max_col, col + rep)
-                    row_has = True
-                col += rep
-                el.clear()
-            elif tag == t_row:
-                if row_has:
-                    max_row = max(max_row, row + rows_rep)
-                row += rows_rep
-                el.clear()
-            elif tag == t_table and table is not None:
-                out[table] = (max_row, max_col, missing)
-                el.clear()
-    except Exception as exc:  # defusedxml raises its own classes for DTD/entities
-        name = type(exc).__name__
-        if "DTD" in name or "Entit" in name:
-            raise FileRejected("xml_entities", "文件含有 DTD/实体声明，出于安全原因不予接收。") from None
-        raise FileRejected("file_unreadable", f"ODS 文件内容已损坏（{_short(exc)}）。") from None
-    return out
 
 
 # --------------------------------------------------------------------------- reading
@@ -490,6 +368,15 @@ def read_submission(data: bytes, limits: Limits, known_codes: set[str]) -> ReadR
 def _read_workbook(
     data: bytes, fmt: str, limits: Limits, known_codes: set[str], parts: dict[str, bytes]
 ) -> ReadResult:
+    # The real extent, formulas and error cells, before calamine builds any grid: it reads every
+    # sheet of an .ods or .xls when it opens the workbook, and an .xlsx sheet when asked for it.
+    scans: dict[str, SheetScan] = {}
+    if fmt == "ods":
+        if "content.xml" not in parts:
+            raise FileRejected("file_unreadable", "ODS 文件缺少内容部分（content.xml），文件已损坏。")
+        scans = scan_ods(parts["content.xml"], limits.max_rows, limits.max_columns)
+    elif fmt == "xls":
+        scans = scan_xls(data, limits.max_rows, limits.max_columns)
     try:
         wb = calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
     except calamine.PasswordError:
@@ -505,37 +392,40 @@ def _read_workbook(
         if not names:
             raise FileRejected("file_unreadable", "文件中没有工作表。")
 
-        # Dimensions and formulas from the XML, before calamine builds any grid.
-        dims: dict[str, tuple[int, int, dict[str, str]]] = {}
         sheet_parts = _xlsx_sheet_parts(parts) if fmt == "xlsx" else {}
-        if fmt == "ods" and "content.xml" in parts:
-            dims = _scan_ods(parts["content.xml"])
 
         order = [DATA_SHEET] if DATA_SHEET in names else []
         # The 填报说明 sheet lists every indicator code: it must never be taken for the data table.
         order += [n for n in names if n not in (DATA_SHEET, HELP_SHEET)]
         first_error: FileRejected | None = None
         for name in order:
-            if fmt == "xlsx" and name not in dims and sheet_parts.get(name) in parts:
-                dims[name] = _scan_xlsx_sheet(parts[sheet_parts[name]])
-            if name in dims:
-                _check_dims(name, dims[name][0], dims[name][1], limits)
+            if fmt == "xlsx" and name not in scans:
+                part = parts.get(sheet_parts.get(name, ""))
+                if part is None:
+                    # calamine would read a sheet we cannot see: never hand it an unmeasured part.
+                    if first_error is None:
+                        first_error = FileRejected("file_unreadable", f"工作表“{name}”的内容无法定位，文件已损坏。", sheet=name)
+                    continue
+                scans[name] = scan_xlsx_sheet(part, name, limits.max_rows, limits.max_columns)
+            scan = scans.get(name)
+            if scan is None and fmt != "xlsx":
+                scan = SheetScan()    # a sheet with no cells at all
             try:
                 sheet = wb.get_sheet_by_name(name)
             except calamine.PasswordError:
                 raise FileRejected("file_encrypted", "文件设有密码，请取消密码后重新保存再报送。") from None
             except Exception as exc:
                 if first_error is None:
-                    first_error = FileRejected("file_unreadable", f"工作表“{name}”无法读取（{_short(exc)}）。")
+                    first_error = FileRejected("file_unreadable", f"工作表“{name}”无法读取（{_short(exc)}）。", sheet=name)
                 continue
             _check_dims(name, sheet.total_height, sheet.total_width, limits)
             grid = sheet.to_python(skip_empty_area=False)
             result = _locate(grid, fmt, name, known_codes)
             if result is not None:
-                result.formula_cells = dict(dims[name][2]) if name in dims else {}
+                result.formula_cells = dict(scan.formulas) if scan is not None else {}
                 mark_formulas(result)
-                if fmt == "xlsx" and sheet_parts.get(name) in parts:
-                    mark_errors(result, _xlsx_error_cells(parts[sheet_parts[name]]))
+                if scan is not None:
+                    mark_errors(result, scan.errors)
                 return result
         if first_error is not None:
             raise first_error
