@@ -26,6 +26,16 @@ def require_peer(name: str, found: object) -> None:
     pytest.skip(f"{name} not installed")
 
 
+@pytest.fixture(autouse=True)
+def _short_settle(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files a test has just put in the inbox are taken after 0.3 s, not the 5 s a server waits
+    (tests of the settle time itself are marked `settle`)."""
+    if request.node.get_closest_marker("settle") is None:
+        from supervise.intake import ingest
+
+        monkeypatch.setattr(ingest, "settle_seconds_of", lambda ws: 0.3)
+
+
 @pytest.fixture
 def ws(tmp_path: Path) -> Workspace:
     """A fresh workspace with the default registry and rulebooks."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -230,9 +231,11 @@ def test_inbox_collects_every_county_folder_and_skips_temp_files(ws: Workspace, 
     shutil.copyfile(good, folder / "~黄骅市三月.xlsx")  # a leading ~ alone is a name, not a lock file
     (folder / "~$三月.xlsx").write_bytes(b"lock")
     (folder / ".hidden.xlsx").write_bytes(b"x")
+    os.utime(folder / "三月.xlsx", (1_700_000_000, 1_700_000_000))          # arrived first
+    os.utime(folder / "~黄骅市三月.xlsx", (1_700_000_060, 1_700_000_060))   # a minute later
     report = collect_inbox(ws, now=NOW)
     assert [(Path(f.file).name, f.verdict) for f in report.files] == [
-        ("~黄骅市三月.xlsx", "accepted"), ("三月.xlsx", "accepted")]
+        ("三月.xlsx", "accepted"), ("~黄骅市三月.xlsx", "accepted")]
     assert sorted(p.name for p in folder.iterdir()) == [".hidden.xlsx", "~$三月.xlsx"]
     # the hidden file is left, and said so; Excel's own lock file is not worth a word
     doc = report.to_json()

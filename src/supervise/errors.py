@@ -3,3 +3,8 @@
 
 class SuperviseError(Exception):
     """A failure with a message meant for the person running the command."""
+
+
+class DatabaseFault(SuperviseError):
+    """The database cannot be read or written (read-only, corrupt, disk full): the server's
+    fault, never a county's. Whatever was being ingested stays where it was."""

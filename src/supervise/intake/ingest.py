@@ -22,6 +22,7 @@ Speed for many files (a national month is ~2,800 files):
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -38,7 +39,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import SuperviseError
+from ..errors import DatabaseFault, SuperviseError
 from ..periods import TZ, Period, as_period, parse_period
 from ..store import submissions as store
 from ..workspace import Workspace
@@ -61,6 +62,7 @@ WORKERS = 2
 _AHEAD_FILES = 160                # files handed to workers ahead of the one being stored
 BATCH_FILES = 250                 # files per transaction
 BATCH_SECONDS = 2.0
+INBOX_LISTED = "inbox_listed_at"   # state key: when a collect last listed the inbox
 
 
 class IntakeError(SuperviseError, ValueError):
@@ -168,18 +170,6 @@ class _Prepared:
     judge_error: BaseException | None = None   # unexpected error while reading or validating
 
 
-def _hash_stream(f: Any) -> tuple[str, bytes, int]:
-    h = hashlib.sha256()
-    head = b""
-    size = 0
-    while chunk := f.read(_CHUNK):
-        if not head:
-            head = chunk[:4096]
-        h.update(chunk)
-        size += len(chunk)
-    return h.hexdigest(), head, size
-
-
 Ident = tuple[int, int, int]
 
 
@@ -249,42 +239,48 @@ def _prepare(path: Path, sender: str | None, *, home: Path, archive_dir: Path | 
     p = _Prepared()
     try:
         try:
-            st = path.stat()
+            # O_NOFOLLOW: a link swapped in for an inbox file is not followed out of the workspace;
+            # O_NONBLOCK: a FIFO put there does not hang the collect.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
         except OSError as exc:
-            p.problem = Problem("file_unreadable", f"文件无法打开（{exc.strerror or exc}）。")
+            reason = "是链接，不是文件" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
+            p.problem = Problem("file_unreadable", f"文件无法打开（{reason}）。")
             return p
-        size = st.st_size
-        if not stat.S_ISREG(st.st_mode):
-            p.problem = Problem("file_unreadable", "不是文件。")
-            return p
-        data: bytes | None = None
-        with open(path, "rb") as f:
-            before = os.fstat(f.fileno())
-            if size <= limits.max_file_bytes:
-                data = f.read(limits.max_file_bytes + 1)
-                if len(data) > limits.max_file_bytes:
-                    data = None  # grew while we looked: handle as oversized
-                    f.seek(0)
-            if data is not None:
-                p.sha, head, p.size = hashlib.sha256(data).hexdigest(), data[:4096], len(data)
-            else:
-                p.sha, head, p.size = _hash_stream(f)
+        with open(fd, "rb") as f:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode):
+                p.problem = Problem("file_unreadable", "不是文件。")
+                return p
+            # Never more than the limit is read: the rest of an oversized file is neither hashed
+            # nor archived (a 2 GB file must not fill the archive's disk).
+            data: bytes | None = f.read(limits.max_file_bytes + 1)
+            assert data is not None
+            if len(data) > limits.max_file_bytes:
+                data = data[: limits.max_file_bytes]
                 p.oversized = True
-            after = os.fstat(f.fileno())
+                p.size = max(before.st_size, os.fstat(fd).st_size)
+            else:
+                p.size = len(data)
+            p.sha, head = hashlib.sha256(data).hexdigest(), data[:4096]
+            after = os.fstat(fd)
         # The file may leave the inbox only if it is still the one read (not replaced, not
         # written to meanwhile); a file that changed while it was read never does.
-        if _ident(before) == _ident(after) and after.st_size == p.size:
+        if _ident(before) == _ident(after) and (p.oversized or after.st_size == p.size):
             p.ident = _ident(after)
         p.ext = archive_extension(head)
     except Exception as exc:
         p.error = exc
         return p
     if archive_dir is not None:
+        # The first `max_file_bytes` of an oversized file are kept, under a name that says so.
+        ext = "truncated" if p.oversized else p.ext
         try:
-            p.archive_path = _relative(home, write_archive(archive_dir, path, data, p.sha, p.ext, made_dirs))
+            p.archive_path = _relative(home, write_archive(archive_dir, path, data, p.sha, ext, made_dirs))
         except Exception as exc:
             p.archive_error = exc
             return p
+    if p.oversized:
+        return p
     if data is not None and judge:
         try:
             try:
@@ -322,11 +318,16 @@ class _Ingest:
     """One ingest run: registry, settings and the connection loaded once."""
 
     def __init__(self, ws: Workspace, *, now: datetime, dry_run: bool, source: str,
-                 period: Period | None, received_at: datetime | None = None, workers: int = 0) -> None:
+                 period: Period | None, received_at: datetime | None = None, workers: int = 0,
+                 inbox: bool = False) -> None:
         self.ws = ws
         self.now = now
         self.received_at = received_at or now   # the receipt time of every file of this run
         self.received = _iso(self.received_at)
+        # Inbox files (not given a receipt time) arrived when they were last written, but not
+        # before the inbox was last listed without them, and not after now (see `_arrival`).
+        self.inbox = inbox
+        self.by_arrival = inbox and received_at is None
         self.dry_run = dry_run
         self.source = source
         self.period = period
@@ -345,8 +346,15 @@ class _Ingest:
         self.pool: SandboxPool[tuple[Path, str | None], _Prepared] | None = None
         if workers > 0:
             self.pool = self._start_pool(workers)   # forked before the database is opened
-        self.conn: sqlite3.Connection = ws.connect()
-        store.prepare_for_batches(self.conn)
+        try:
+            self.conn: sqlite3.Connection = ws.connect()
+            store.prepare_for_batches(self.conn)
+            floor = store.get_state(self.conn, INBOX_LISTED) if self.by_arrival else None
+        except BaseException:
+            if self.pool is not None:
+                self.pool.close()
+            raise
+        self.floor = datetime.fromisoformat(floor) if floor else now
         self._made_dirs: set[Path] = set()
         self._batch_files = 0
         self._batch_started = 0.0
@@ -411,13 +419,15 @@ class _Ingest:
     # ------------------------------------------------------------------ one file
     def one(self, path: Path, display: str, sender: str | None, prepared: _Prepared) -> FileResult:
         res = FileResult(file=display)
-        received = self.received
+        received = self._arrival(prepared)
         res.received_at = received
         try:
             self._one(path, sender, received, res, prepared)
         except store.BatchLost:
             log.exception("the database rolled back the open batch at %s", display)
             res.batch_lost = True
+        except sqlite3.Error as exc:   # the server's fault: stop, blame no county, keep every file
+            raise database_fault(self.ws, exc) from exc
         except Exception as exc:  # one bad file never stops the others
             log.exception("internal error on %s", display)
             res.verdict = "rejected"
@@ -434,6 +444,26 @@ class _Ingest:
                     log.exception("could not record the rejection of %s", display)
         return res
 
+    def _arrival(self, p: _Prepared) -> str:
+        """The receipt time of one file: the run's, or for an inbox file its modification time
+        bounded by the last listing of the inbox (it was not there then) and by now."""
+        if not self.by_arrival or p.ident is None:
+            return self.received
+        written = datetime.fromtimestamp(p.ident[2] / 1e9, tz=TZ)
+        return _iso(min(max(self.floor, written), self.now))
+
+    def note_listing(self) -> None:
+        """This collect listed the inbox at `now`: a file found later arrived after it."""
+        last = store.get_state(self.conn, INBOX_LISTED)
+        if last is None or datetime.fromisoformat(last) < self.now:
+            store.set_state(self.conn, INBOX_LISTED, _iso(self.now))
+
+    def origin(self, path: Path, p: _Prepared) -> str | None:
+        """Which inbox file a version was read from: its place, inode, size and time."""
+        if not self.inbox or p.ident is None:
+            return None
+        return f"{_relative(self.ws.home, path)}|{p.ident[0]}|{p.ident[1]}|{p.ident[2]}"
+
     def _one(self, path: Path, sender: str | None, received: str, res: FileResult, p: _Prepared) -> None:
         # The steps of one file, in order; `p` holds what was done ahead (and any error met).
         if p.error is not None:
@@ -445,7 +475,7 @@ class _Ingest:
         res.sha256 = p.sha
         res.ident = p.ident
 
-        if self._unchanged(res, p, sender, path.name):
+        if self._unchanged(res, p, sender, path):
             return
 
         if not self.dry_run:
@@ -455,7 +485,8 @@ class _Ingest:
 
         if p.oversized:
             err = FileRejected("file_too_large",
-                               f"文件大小{p.size}字节，超过上限{self.limits.max_file_bytes}字节，不予接收。")
+                               f"文件大小{p.size}字节，超过上限{self.limits.max_file_bytes}字节，不予接收"
+                               f"（仅存档前{self.limits.max_file_bytes}字节备查）。请删除多余内容后重新报送。")
             validated = Validated(problems=[err.problem])
         else:
             if p.judge_error is not None:
@@ -476,10 +507,10 @@ class _Ingest:
         res.values = len(validated.values) if res.verdict != "rejected" else 0
         if self.dry_run:
             return
-        self._record(res, validated, path.name, sender, received, p.size)
+        self._record(res, validated, path.name, sender, received, p.size, self.origin(path, p))
 
     def _record(self, res: FileResult, v: Validated | None, name: str, sender: str | None,
-                received: str, size: int) -> None:
+                received: str, size: int, origin: str | None = None) -> None:
         assert res.sha256 and res.archive_path
         accepted = res.verdict != "rejected"
         county = res.county_code
@@ -503,46 +534,59 @@ class _Ingest:
                       for p in res.problems],
             source=self.source,
             actor=self.source,
+            origin=origin,
         )
         res.submission_id = sid
         res.supersedes = previous
         res.recorded = True
 
-    def _unchanged(self, res: FileResult, p: _Prepared, sender: str | None, name: str) -> bool:
+    def _unchanged(self, res: FileResult, p: _Prepared, sender: str | None, path: Path) -> bool:
+        """The same file again: the very inbox file already recorded (a collect that died before
+        removing it), or a file identical to a version in force. Nothing new is stored."""
         assert p.sha is not None
         sha = p.sha
+        origin = self.origin(path, p)
+        replay = store.version_from_origin(self.conn, origin, sha) if origin is not None else None
+        if replay is not None:
+            self._as_unchanged(res, replay, p, sender, path.name)
+            return True
         for row in store.current_with_sha(self.conn, sha):
             if sender is not None and row.county_code != sender:
                 continue
             if self.period is not None and row.period != str(self.period):
                 continue
-            res.unchanged = True
-            res.county_code = row.county_code
-            res.period = row.period
-            res.verdict = row.verdict
-            res.submission_id = row.id
-            res.format = row.format
-            res.received_at = row.received_at
-            res.values = row.n_values
-            csv = row.format == "csv"
-            res.problems = [
-                Problem(p.code, p.message, p.severity, p.sheet, p.cell, p.cluster_code, p.indicator,
-                        where_text=csv_place_of(p.cell) if csv and p.sheet is None and p.cell else None)
-                for p in store.problems_of(self.conn, row.id)
-            ]
-            if not self.dry_run:
-                res.archive_path = store.archive_path_of(self.conn, sha)
-                if not self._archived(res.archive_path) and self._archived(p.archive_path):
-                    # The recorded copy is gone: the copy just written from the bytes read
-                    # takes its place, so the file can leave the inbox.
-                    assert p.archive_path is not None
-                    store.set_archive_path(self.conn, sha, p.archive_path)
-                    res.archive_path = p.archive_path
-                store.record_unchanged(self.conn, row=row, file_name=name, sender_code=sender,
-                                       at=self.ingested_at, actor=self.source)
-                res.recorded = self._archived(res.archive_path)
+            self._as_unchanged(res, row, p, sender, path.name)
             return True
         return False
+
+    def _as_unchanged(self, res: FileResult, row: store.SubmissionRow, p: _Prepared, sender: str | None,
+                      name: str) -> None:
+        sha = row.file_sha256
+        res.unchanged = True
+        res.county_code = row.county_code
+        res.period = row.period
+        res.verdict = row.verdict
+        res.submission_id = row.id
+        res.format = row.format
+        res.received_at = row.received_at
+        res.values = row.n_values
+        csv = row.format == "csv"
+        res.problems = [
+            Problem(q.code, q.message, q.severity, q.sheet, q.cell, q.cluster_code, q.indicator,
+                    where_text=csv_place_of(q.cell) if csv and q.sheet is None and q.cell else None)
+            for q in store.problems_of(self.conn, row.id)
+        ]
+        if not self.dry_run:
+            res.archive_path = store.archive_path_of(self.conn, sha)
+            if not self._archived(res.archive_path) and self._archived(p.archive_path):
+                # The recorded copy is gone: the copy just written from the bytes read
+                # takes its place, so the file can leave the inbox.
+                assert p.archive_path is not None
+                store.set_archive_path(self.conn, sha, p.archive_path)
+                res.archive_path = p.archive_path
+            store.record_unchanged(self.conn, row=row, file_name=name, sender_code=sender,
+                                   at=self.ingested_at, actor=self.source)
+            res.recorded = self._archived(res.archive_path)
 
     def _archived(self, archive_path: str | None) -> bool:
         return archive_path is not None and (self.ws.home / archive_path).is_file()
@@ -570,10 +614,17 @@ def ingest_files(
 ) -> IngestReport:
     """Ingest the given files; `county` names the sender, `received_at` the real receipt time."""
     _check_sender(ws, county)
+    _check_received_at(received_at, now)
     p = as_period(period) if period is not None else None
     items = [(Path(x), str(x), county) for x in paths]
     return _run(ws, items, now=now, dry_run=dry_run, source=source, period=p,
                 received_at=received_at, remove=False, progress=progress)
+
+
+def _check_received_at(received_at: datetime | None, now: datetime) -> None:
+    """A receipt time decides on time or late: one in the future would make a late file on time."""
+    if received_at is not None and received_at > now:
+        raise IntakeError(f"--received-at {_iso(received_at)} 晚于当前时间 {_iso(now)}：接收时间不能在将来")
 
 
 def collect_inbox(
@@ -586,55 +637,92 @@ def collect_inbox(
     progress: Progress | None = None,
 ) -> IngestReport:
     """Ingest everything under inbox/ (inbox/<county_code>/ names the sender), then remove what was stored."""
+    _check_received_at(received_at, now)
     p = as_period(period) if period is not None else None
     skipped: list[dict[str, str]] = []
-    report = _run(ws, settled(inbox_files(ws, skipped)), now=now, dry_run=dry_run, source="inbox", period=p,
+    settle = settle_seconds_of(ws)
+    report = _run(ws, settled(inbox_files(ws, skipped), settle), now=now, dry_run=dry_run, source="inbox", period=p,
                 received_at=received_at, remove=not dry_run, progress=progress)
     report.skipped = skipped
     return report
 
 
-# A file modified less than SETTLE_SECONDS ago (real file time against the real clock, never
-# the ingest's `now`, which may be injected) may still be being copied: it is looked at twice,
-# SETTLE_PAUSE apart, and left for the next collect if its size or modification time moved.
-# A writer that pauses longer than that is caught later: the file changes after it was read,
-# so it is not removed from the inbox (`_Remover`), and the next collect reads it whole.
-SETTLE_SECONDS = 2.0
-SETTLE_PAUSE = 0.25
+# A file is taken only once it has held still for `settle_seconds` ([inbox] in supervise.toml):
+# a file modified more recently (real file time against the real clock, never the ingest's
+# `now`, which may be injected) is looked at again when it is that old, and left for the next
+# collect if its size or modification time moved meanwhile. A file that another process still
+# holds open for writing (a copy or an upload paused mid-way) is left too, however old.
+SETTLE_SECONDS = 5.0
 
 
-def settled(items: list[tuple[Path, str, str | None]]) -> list[tuple[Path, str, str | None]]:
-    """The inbox files that are not being written: recent ones must hold still for SETTLE_PAUSE."""
+def settle_seconds_of(ws: Workspace) -> float:
+    return float(ws.settings.section("inbox")["settle_seconds"])
+
+
+def settled(items: list[tuple[Path, str, str | None]],
+            settle_seconds: float = SETTLE_SECONDS) -> list[tuple[Path, str, str | None]]:
+    """The inbox files that are not being written: still for `settle_seconds`, open nowhere for writing."""
     young: dict[Path, tuple[int, int]] = {}
+    busy: set[Path] = set()
     wall = time.time()
     for path, _d, _s in items:
         try:
-            st = path.stat()
+            st = path.lstat()
         except OSError:
             continue
-        if abs(wall - st.st_mtime) < SETTLE_SECONDS:
+        if being_written(path):
+            busy.add(path)
+        elif wall - st.st_mtime < settle_seconds:
             young[path] = (st.st_size, st.st_mtime_ns)
-    if not young:
-        return items
-    time.sleep(SETTLE_PAUSE)
-    moving = set()
-    for path, seen in young.items():
-        try:
-            st = path.stat()
-        except OSError:
-            moving.add(path)
-            continue
-        if (st.st_size, st.st_mtime_ns) != seen:
-            moving.add(path)
-    for path in sorted(moving):
+    if young:
+        # Wait until the youngest file is `settle_seconds` old, then look again.
+        newest = max(ns for _size, ns in young.values()) / 1e9
+        time.sleep(max(0.0, min(settle_seconds, newest + settle_seconds - time.time())))
+        for path, seen in young.items():
+            try:
+                st = path.lstat()
+            except OSError:
+                busy.add(path)
+                continue
+            if (st.st_size, st.st_mtime_ns) != seen or being_written(path):
+                busy.add(path)
+    for path in sorted(busy):
         log.info("%s is still being written; left for the next collect", path)
-    return [item for item in items if item[0] not in moving]
+    return [item for item in items if item[0] not in busy]
+
+
+def being_written(path: Path) -> bool:
+    """Whether another process holds the file open for writing.
+
+    Asked of the kernel with a read lease (Linux `F_SETLEASE`), which is refused while any
+    process has the file open for writing; where leases are not available (another owner, a
+    file system without them) the answer is no, and the settle time alone decides.
+    """
+    import fcntl
+
+    set_lease = getattr(fcntl, "F_SETLEASE", None)
+    if set_lease is None:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.fcntl(fd, set_lease, fcntl.F_RDLCK)
+    except OSError as exc:
+        return exc.errno in (errno.EAGAIN, errno.EBUSY)
+    else:
+        fcntl.fcntl(fd, set_lease, fcntl.F_UNLCK)
+        return False
+    finally:
+        os.close(fd)
 
 
 def inbox_files(ws: Workspace, skipped: list[dict[str, str]] | None = None) -> list[tuple[Path, str, str | None]]:
     """(path, display name, sender) of every file waiting in the inbox, in a stable order.
 
-    A folder's files come first (by name), then its sub-folders (by name); symbolic links to
+    A folder's files come first (in order of arrival: modification time, then name), then its
+    sub-folders (by name); symbolic links to
     folders are not followed, hidden and temporary files are skipped, and a link or anything that
     is not a regular file is skipped with a warning. One `scandir` per folder: a national inbox
     has ~2,800 county folders, and the entries' types come with the listing.
@@ -658,7 +746,7 @@ def inbox_files(ws: Workspace, skipped: list[dict[str, str]] | None = None) -> l
             except OSError:
                 is_dir = False
             (dirs if is_dir else files).append(e)
-        for e in sorted(files, key=lambda e: e.name):
+        for e in sorted(files, key=_arrival_order):
             name = e.name
             if _is_working_file(name):
                 continue
@@ -681,6 +769,15 @@ def inbox_files(ws: Workspace, skipped: list[dict[str, str]] | None = None) -> l
 
     walk(root, None, True)
     return out
+
+
+def _arrival_order(e: os.DirEntry[str]) -> tuple[int, str]:
+    """Files of a folder in the order they arrived (modification time, then name): a county's
+    correction sent after its first file is the version in force, whatever the names."""
+    try:
+        return (e.stat(follow_symlinks=False).st_mtime_ns, e.name)
+    except OSError:
+        return (0, e.name)
 
 
 def _is_working_file(name: str) -> bool:
@@ -720,14 +817,24 @@ class _Remover:
                 os.sync()
             for path, ident in paths:
                 try:
-                    if ident is None or _ident(path.stat()) != ident:
+                    if ident is None or _ident(path.lstat()) != ident:
                         log.info("%s changed since it was read; left for the next collect", path)
+                        continue
+                    if being_written(path):
+                        log.info("%s is open for writing; left for the next collect", path)
                         continue
                     path.unlink()
                 except FileNotFoundError:
                     continue
                 except OSError as exc:
                     log.warning("could not remove %s from the inbox: %s", path, exc)
+
+
+def database_fault(ws: Workspace, exc: BaseException) -> DatabaseFault:
+    return DatabaseFault(
+        f"数据库 {ws.db_path} 无法读写（{exc}）：收取已停止，文件留在收件箱，未作判定。"
+        "请检查磁盘空间、文件权限或从备份恢复数据库后重新收取。"
+    )
 
 
 def _not_stored(res: FileResult, reason: str) -> None:
@@ -766,8 +873,12 @@ def _run(
     progress: Progress | None,
 ) -> IngestReport:
     report = IngestReport(dry_run=dry_run)
-    job = _Ingest(ws, now=now, dry_run=dry_run, source=source, period=period,
-                  received_at=received_at, workers=_workers_for(len(items)))
+    try:
+        job = _Ingest(ws, now=now, dry_run=dry_run, source=source, period=period,
+                      received_at=received_at, workers=_workers_for(len(items)),
+                      inbox=remove or source == "inbox")
+    except sqlite3.Error as exc:
+        raise database_fault(ws, exc) from exc
     remover = _Remover() if remove and not dry_run else None
     batch: list[tuple[FileResult, Path]] = []    # recorded in the batch still open
     prepared = iter(job.prepare_all([(p, s) for p, _d, s in items]))
@@ -807,6 +918,9 @@ def _run(
                 batch.append((result, path))
             if job.batch_full():
                 commit()
+        if remove and not dry_run:
+            job.begin()
+            job.note_listing()
         ok = True
     finally:
         try:

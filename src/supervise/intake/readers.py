@@ -22,6 +22,7 @@ import re
 import struct
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from functools import lru_cache
@@ -132,28 +133,12 @@ def sniff(data: bytes) -> str:
         return "ole"
     if b"\x00" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "unknown"
-    text = _decode_text(data[:4096], partial=True)
-    if text is not None:
-        first = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
-        cols = {c.strip().strip('"').lower() for c in first.split(",")}
-        if {"county_code", "cluster_code", "indicator", "value"} <= cols:
-            return "csv"
+    # The header line is ASCII in every encoding we read; the rest is judged by `decode_csv`.
+    first = data[:4096].removeprefix(b"\xef\xbb\xbf").split(b"\n", 1)[0].decode("ascii", "replace")
+    cols = {c.strip().strip('"').lower() for c in first.split(",")}
+    if {"county_code", "cluster_code", "indicator", "value"} <= cols:
+        return "csv"
     return "unknown"
-
-
-def _decode_text(data: bytes, partial: bool = False) -> str | None:
-    for enc in ("utf-8-sig", "gb18030"):
-        try:
-            return data.decode(enc)
-        except UnicodeDecodeError as exc:
-            # A 4 KB head may cut a multi-byte character at its end.
-            if partial and exc.start >= len(data) - 4:
-                try:
-                    return data[: exc.start].decode(enc)
-                except UnicodeDecodeError:
-                    continue
-            continue
-    return None
 
 
 # --------------------------------------------------------------------------- zip containers
@@ -549,17 +534,67 @@ def mark_formulas(res: ReadResult) -> None:
 # --------------------------------------------------------------------------- CSV
 
 
-def read_csv(data: bytes, limits: Limits) -> ReadResult:
-    """The long CSV: county_code,period,cluster_code,indicator,value (utf-8, utf-8-sig or gb18030)."""
-    text = _decode_text(data)
-    if text is None:
-        raise FileRejected("file_unreadable", "CSV 文件编码无法识别，请保存为“CSV UTF-8”格式。")
+def decode_csv(data: bytes) -> str:
+    """The text of a CSV file in one encoding: UTF-8 (with or without BOM) or GB18030.
+
+    GB18030 decodes almost any bytes, so a UTF-8 file with one line typed in GB18030 would decode
+    whole as GB18030 and store mojibake (杩涘睍 for 进展). A file whose lines are not all in one
+    encoding is refused, naming the first line that differs.
+    """
     try:
-        lines = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    lines = data.split(b"\n")
+    utf8_line = bad_line = 0
+    for n, line in enumerate(lines, start=1):
+        if line.isascii():
+            continue
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            bad_line = bad_line or n
+        else:
+            utf8_line = utf8_line or n
+        if utf8_line and bad_line:
+            raise FileRejected(
+                "file_unreadable",
+                f"CSV 文件编码不一致：第{utf8_line}行是 UTF-8 编码，第{bad_line}行不是（可能是从其他文件复制的 GBK/GB18030 文字）。"
+                "请在同一个文件中统一使用“CSV UTF-8”格式保存后再报送。",
+            )
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError as exc:
+        line_no = data.count(b"\n", 0, exc.start) + 1
+        raise FileRejected("file_unreadable", f"CSV 文件编码无法识别（第{line_no}行）。请保存为“CSV UTF-8”格式后再报送。") from None
+
+
+def _lines_of(text: str) -> Iterator[str]:
+    """The lines of a text, one at a time (no copy of the whole text, as StringIO would make)."""
+    pos = 1 if text.startswith("\ufeff") else 0
+    end = len(text)
+    while pos < end:
+        nl = text.find("\n", pos)
+        stop = end if nl < 0 else nl + 1
+        yield text[pos:stop]
+        pos = stop
+
+
+def read_csv(data: bytes, limits: Limits) -> ReadResult:
+    """The long CSV: county_code,period,cluster_code,indicator,value (utf-8, utf-8-sig or gb18030).
+
+    Rows are read one at a time and counted: a file with more rows than the limit is refused
+    when the limit is passed, before it costs a list of every row.
+    """
+    text = decode_csv(data)
+    lines: list[list[str]] = []
+    try:
+        for record in csv.reader(_lines_of(text)):
+            lines.append(record)
+            if len(lines) > limits.max_rows + 1:
+                raise FileRejected("file_too_large", f"CSV 文件超过{limits.max_rows}行（上限），不予接收。")
     except csv.Error as exc:
         raise FileRejected("file_unreadable", f"CSV 文件格式错误（{_short(exc)}）。") from None
-    if len(lines) > limits.max_rows + 1:
-        raise FileRejected("file_too_large", f"CSV 文件有{len(lines)}行，超过上限{limits.max_rows}行。")
     if not lines:
         raise FileRejected("file_unreadable", "CSV 文件是空的。")
     head = [h.strip().lower() for h in lines[0]]

@@ -75,6 +75,16 @@ CREATE TABLE audit (
 CREATE INDEX audit_county_period ON audit (county_code, period);
 """
 
+# Migration 4: where each version came from, and when the inbox was last looked at.
+INBOX_SCHEMA = """
+ALTER TABLE submissions ADD COLUMN origin TEXT;   -- inbox file it was read from: path|inode|size|mtime_ns
+CREATE INDEX submissions_origin ON submissions (origin) WHERE origin IS NOT NULL;
+CREATE TABLE state (
+    key   TEXT PRIMARY KEY,                       -- e.g. inbox_listed_at
+    value TEXT NOT NULL
+);
+"""
+
 
 # ----------------------------------------------------------------------------- reads
 # The functions below are the contract other areas (assess, bulletin, jobs) read through.
@@ -101,6 +111,7 @@ class SubmissionRow:
     supersedes: int | None
     n_values: int
     source: str
+    origin: str | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> SubmissionRow:
@@ -296,6 +307,25 @@ def current_with_sha(conn: sqlite3.Connection, sha256: str) -> list[SubmissionRo
     ]
 
 
+def version_from_origin(conn: sqlite3.Connection, origin: str, sha256: str) -> SubmissionRow | None:
+    """The version already recorded from this very inbox file (same path, inode, size, time and
+    bytes): a collect that died before the file left the inbox sees it again."""
+    row = conn.execute("SELECT * FROM submissions WHERE origin = ? AND file_sha256 = ? ORDER BY id DESC LIMIT 1",
+                       (origin, sha256)).fetchone()
+    return SubmissionRow.from_row(row) if row is not None else None
+
+
+def get_state(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+    return row[0] if row else None
+
+
+def set_state(conn: sqlite3.Connection, key: str, value: str) -> None:
+    with _tx(conn):
+        conn.execute("INSERT INTO state (key, value) VALUES (?, ?) "
+                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+
 def current_numbers(conn: sqlite3.Connection, county_code: str, period: str) -> dict[str, dict[str, float]]:
     """cluster -> indicator -> number of one county's version in force (history for warnings)."""
     out: dict[str, dict[str, float]] = {}
@@ -357,6 +387,7 @@ def record_submission(
     problems: Iterable[ProblemIn],
     source: str,
     actor: str,
+    origin: str | None = None,
 ) -> tuple[int, int | None]:
     """Store one received file in ONE transaction: file, version, values, problems, audit.
 
@@ -385,13 +416,13 @@ def record_submission(
             """
             INSERT INTO submissions (county_code, sender_code, period, dataset, file_sha256, file_name,
                 format, template_version, received_at, ingested_at, verdict, state, supersedes,
-                n_values, source)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                n_values, source, origin)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             (
                 county_code, sender_code, period, dataset, sha256, file_name, format, template_version,
                 received_at, ingested_at, verdict, "current" if accepted else "rejected", previous,
-                len(values) if accepted else 0, source,
+                len(values) if accepted else 0, source, origin,
             ),
         )
         sid = int(cur.lastrowid or 0)
