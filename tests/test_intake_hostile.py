@@ -196,3 +196,46 @@ def test_the_sandbox_survives_aborts_allocations_and_spins_in_order() -> None:
     assert time.monotonic() - started < 30      # the spinning worker was killed, not waited for
     # the parent never held the 2 GB
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 1_500_000
+
+
+# ------------------------------------------------------------------ prefixed sheet XML
+
+
+MAIN_NS = b'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+
+
+def prefixed(src: Path, dst: Path, edit: Any = None) -> Path:
+    """填报表 rewritten with an x: prefix on every element, as the OpenXML SDK writes it."""
+    import re
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == SHEET:
+                if edit is not None:
+                    data = edit(data)
+                assert MAIN_NS in data
+                data = data.replace(MAIN_NS, MAIN_NS.replace(b"xmlns=", b"xmlns:x="))
+                data = re.sub(rb"<(/?)(?![?!])([A-Za-z]+)(?=[\s>/])", rb"<\1x:\2", data)
+                assert b"<x:c " in data and b"<c " not in data
+            zout.writestr(info, data)
+    return dst
+
+
+def test_a_prefixed_workbook_is_read_and_its_formulas_are_seen(ws: Workspace, tmp_path: Path) -> None:
+    import re
+
+    good = filled(ws, HUANGHUA, MARCH, tmp_path / "good.xlsx")
+    plain = prefixed(good, tmp_path / "prefixed.xlsx")
+    done = cli(ws, "ingest", "--dry-run", "--json", "--county", HUANGHUA, str(plain))
+    [f] = json.loads(done.stdout)["files"]
+    assert (f["verdict"], f["problems"], f["values"]) == ("accepted", [], 4 * 15)
+
+    def formula(data: bytes) -> bytes:        # I7 (CZ02's revenue_ytd) becomes a formula with no value
+        return re.sub(rb'<c r="I7"([^>]*)>.*?</c>', rb'<c r="I7"\1><f>C7*2</f></c>', data, count=1, flags=re.S)
+
+    bad = prefixed(good, tmp_path / "prefixed-formula.xlsx", formula)
+    done = cli(ws, "ingest", "--dry-run", "--json", "--county", HUANGHUA, str(bad))
+    [f] = json.loads(done.stdout)["files"]
+    assert f["verdict"] == "rejected"
+    assert [(p["code"], p["where"].split(" / ")[0]) for p in f["problems"]] == [("formula_without_value", "填报表!I7")]

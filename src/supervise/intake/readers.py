@@ -19,7 +19,6 @@ import csv
 import html
 import io
 import re
-import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -188,11 +187,11 @@ def check_zip(data: bytes, limits: Limits) -> tuple[str, dict[str, bytes]]:
             fmt == "ods" and name == "content.xml")
         try:
             if full:
-                part = _entry_bytes(zf, data, info)
+                part = _entry_bytes(zf, info)
                 bad = _has_dtd(part)
                 keep[name] = part
             else:
-                bad = _entry_prolog_has_dtd(zf, data, info)
+                bad = _entry_prolog_has_dtd(zf, info)
         except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError, zlib.error) as exc:
             raise FileRejected("file_unreadable", f"文件已损坏，无法读取其中的“{name}”（{_short(exc)}）。") from None
         if bad:
@@ -202,75 +201,22 @@ def check_zip(data: bytes, limits: Limits) -> tuple[str, dict[str, bytes]]:
 
 _XLSX_KEEP = ("xl/workbook.xml", "xl/_rels/workbook.xml.rels")
 _ROOT_START = re.compile(rb"<[A-Za-z_]")
-_LOCAL_HEADER = struct.Struct("<4s22xHH")   # signature ... file name length, extra field length
 
 
-def _entry_raw(data: bytes, info: zipfile.ZipInfo) -> memoryview | None:
-    """The compressed bytes of one entry, from its local header (None: not one we decode here)."""
-    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or info.flag_bits & 0x1:
-        return None
-    offset = info.header_offset
-    if offset < 0 or offset + 30 > len(data):
-        raise zipfile.BadZipFile("bad local file header offset")
-    sig, n_name, n_extra = _LOCAL_HEADER.unpack_from(data, offset)
-    if sig != ZIP_MAGIC:
-        raise zipfile.BadZipFile("bad magic number for file header")
-    name = data[offset + 30 : offset + 30 + n_name]
-    if name != info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437"):
-        raise zipfile.BadZipFile(f"File name in directory {info.orig_filename!r} and header {name!r} differ.")
-    start = offset + 30 + n_name + n_extra
-    end = start + info.compress_size
-    if end > len(data):
-        raise zipfile.BadZipFile("truncated entry")
-    stop = getattr(info, "_end_offset", None)
-    if stop is not None and end > stop:
-        raise zipfile.BadZipFile(f"Overlapped entries: {info.orig_filename!r} (possible zip bomb)")
-    return memoryview(data)[start:end]
-
-
-def _entry_bytes(zf: zipfile.ZipFile, data: bytes, info: zipfile.ZipInfo) -> bytes:
-    """One entry, decompressed (never more than its declared size) and checked against its CRC."""
-    raw = _entry_raw(data, info)
-    if raw is None:
-        return zf.read(info)
-    if info.compress_type == zipfile.ZIP_STORED:
-        out = bytes(raw)
-    else:
-        d = zlib.decompressobj(-15)
-        out = d.decompress(raw, info.file_size + 1)
+def _entry_bytes(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """One entry, decompressed by zipfile (which checks the CRC at its end and refuses
+    overlapping entries), never more than its declared size, which must be its real size."""
+    with zf.open(info) as f:
+        out = f.read(info.file_size + 1)
     if len(out) != info.file_size:
-        raise zipfile.BadZipFile("entry size does not match its declared size")
-    if zlib.crc32(out) != info.CRC:
-        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
+        raise zipfile.BadZipFile(f"{info.filename}: {len(out)} bytes, declared {info.file_size}")
     return out
 
 
-def _entry_prolog_has_dtd(zf: zipfile.ZipFile, data: bytes, info: zipfile.ZipInfo) -> bool:
+def _entry_prolog_has_dtd(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
     """A DTD can only come before the root element: decompress until the root starts, and look there."""
-    raw = _entry_raw(data, info)
-    if raw is None:
-        with zf.open(info) as stream:
-            return _prolog_has_dtd(stream)
-    if info.compress_type == zipfile.ZIP_STORED:
-        head = bytes(raw[: info.file_size])
-        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-            return _has_dtd(head)
-        m = _ROOT_START.search(head)
-        return _has_dtd(head if m is None else head[: m.start()])
-    d = zlib.decompressobj(-15)
-    head = d.decompress(raw, 512)    # a prolog is a few hundred bytes: the root usually starts here
-    while True:
-        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-            return _has_dtd(_entry_bytes(zf, data, info))
-        m = _ROOT_START.search(head)
-        if m is not None:
-            return _has_dtd(head[: m.start()])
-        if d.eof or len(head) > info.file_size:
-            return _has_dtd(head)
-        more = d.decompress(d.unconsumed_tail, 4096)
-        if not more:
-            return _has_dtd(head)
-        head += more
+    with zf.open(info) as stream:
+        return _prolog_has_dtd(stream)
 
 
 def _prolog_has_dtd(stream: Any) -> bool:
