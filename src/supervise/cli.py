@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from . import __version__
+from .cli_text import SafeFormatter, safe_json, safe_text
 from .errors import SuperviseError
 from .periods import TZ, Month, Period, Quarter, Year, parse_period
 from .workspace import Workspace, home_from, init_workspace
@@ -34,7 +35,7 @@ class OneLineUsageError(click.ClickException):
         return self.message
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"错误 / error: {self.format_message()} (see --help)", err=True)
+        click.echo(f"错误 / error: {safe_text(self.format_message())} (see --help)", err=True)
 
 
 class SuperviseGroup(click.Group):
@@ -53,14 +54,15 @@ class SuperviseGroup(click.Group):
         except click.UsageError as exc:
             raise OneLineUsageError(_usage_text(exc)) from exc
         except SuperviseError as exc:
-            click.echo(f"错误 / error: {exc}", err=True)
+            click.echo(f"错误 / error: {safe_text(exc)}", err=True)
             ctx.exit(1)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as exc:  # a bug: still one line for cron and the log, the traceback with -v
             log.debug("unexpected failure", exc_info=True)
             click.echo(
-                f"错误 / error: internal error {type(exc).__name__}: {exc} (rerun with -v for the traceback)",
+                f"错误 / error: internal error {type(exc).__name__}: {safe_text(exc)} "
+                "(rerun with -v for the traceback)",
                 err=True,
             )
             ctx.exit(1)
@@ -84,11 +86,9 @@ def _usage_text(exc: click.UsageError) -> str:
 def cli(ctx: click.Context, home: Path | None, verbose: bool) -> None:
     """supervise — 县域特色产业集群督导考核: collect county submissions, validate, score, rank,
     settle, publish and mail the bulletin (通报)."""
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     ctx.obj = Workspace(home_from(home))
 
 
@@ -153,8 +153,8 @@ _METAVAR = {"month": "YYYY-MM", "quarter": "YYYYQn", "year": "YYYY"}
 
 
 def emit_json(doc: Any) -> None:
-    """Print one JSON document on stdout."""
-    click.echo(json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=False, default=str))
+    """Print one JSON document on stdout (Chinese kept readable, no control character raw)."""
+    click.echo(safe_json(json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=False, default=str)))
 
 
 def now() -> datetime:
@@ -167,11 +167,22 @@ def now() -> datetime:
 
 @cli.command()
 @click.option("--force", is_flag=True, help="Overwrite settings, reference files and rulebooks with the defaults.")
+@click.option("--start-empty", is_flag=True,
+              help="Create an empty database although archive/ holds files (supervise.db was lost and "
+                   "there is no backup to restore); the archive is kept as it is.")
 @pass_workspace
-def init(ws: Workspace, force: bool) -> None:
-    """Create a workspace: folders, supervise.toml, the database, reference/ and rules/."""
-    ws = init_workspace(ws.home, force=force)
-    click.echo(f"workspace ready: {ws.home}")
+def init(ws: Workspace, force: bool, start_empty: bool) -> None:
+    """Create a workspace: folders, supervise.toml, the database, reference/ and rules/.
+
+    Refuses to create a new database beside a non-empty archive/ (supervise.db was deleted or
+    lost) unless --start-empty: restore supervise.db from the backup instead.
+    """
+    had_db = ws.db_path.exists()
+    ws = init_workspace(ws.home, force=force, start_empty=start_empty)
+    if start_empty and not had_db:
+        click.echo("已新建空数据库，archive/ 中的文件保持不变，未导入 / "
+                   "started an empty database; the files in archive/ are kept, not ingested", err=True)
+    click.echo(f"workspace ready: {safe_text(ws.home)}")
 
 
 def main() -> None:

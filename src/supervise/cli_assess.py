@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .cli import cli, emit_json, json_option, period_options, workspace_required
+from .cli_text import safe_markup
 from .periods import Period
 from .status import STATE_LABELS
 from .workspace import Workspace
@@ -29,7 +30,6 @@ def _console() -> Console:
     from rich.console import Console
 
     return Console(highlight=False, width=140, soft_wrap=False)
-
 
 def Table(*args: Any, **kwargs: Any) -> Any:
     from rich.table import Table as _Table
@@ -87,14 +87,16 @@ def explain_command(ws: Workspace, county_code: str, rulebook_id: str | None, as
 
 
 def _print_assessment(console: Console, a: dict[str, Any], names: dict[str, str]) -> None:
-    state = STATE_LABELS.get(a["reporting_state"], a["reporting_state"])
+    state = safe_markup(STATE_LABELS.get(a["reporting_state"], a["reporting_state"]))
     if a["reporting_state"] == "late":
         state += f"{a['days_late']}天"
     console.print(
-        f"[bold]{a['county_name']}（{a['county_code']}） {a['period']} {a['title']}[/bold]"
-        f"（规则 {a['rulebook']} 版本 {a['version']}）"
+        f"[bold]{safe_markup(a['county_name'])}（{safe_markup(a['county_code'])}） "
+        f"{safe_markup(a['period'])} {safe_markup(a['title'])}[/bold]"
+        f"（规则 {safe_markup(a['rulebook'])} 版本 {safe_markup(a['version'])}）"
     )
-    console.print(f"读取数据：{a['data_period']}　报送情况：{state}　数据质量警告：{a['warnings']}条")
+    console.print(f"读取数据：{safe_markup(a['data_period'])}　报送情况：{state}　"
+                  f"数据质量警告：{safe_markup(a['warnings'])}条")
     table = Table(show_lines=False)
     for col, justify in (
         ("指标", "left"), ("计分方法", "left"), ("输入（汇总值）", "left"), ("计算值", "right"),
@@ -102,18 +104,19 @@ def _print_assessment(console: Console, a: dict[str, Any], names: dict[str, str]
     ):
         table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for ind in a["indicators"]:
-        inputs = "\n".join(f"{k} = {_num(v)}" for k, v in ind["inputs"].items())
-        ref = _reference(ind)
+        inputs = "\n".join(safe_markup(f"{k} = {_num(v)}") for k, v in ind["inputs"].items())
+        ref = safe_markup(_reference(ind))
         if ind["note"]:
-            ref += f"\n{ind['note']}"
+            ref += f"\n{safe_markup(ind['note'])}"
         table.add_row(
-            f"{ind['label']}\n{ind['code']} = {ind['expr']}", METHOD_LABELS.get(ind["method"], ind["method"]),
+            f"{safe_markup(ind['label'])}\n{safe_markup(ind['code'])} = {safe_markup(ind['expr'])}",
+            safe_markup(METHOD_LABELS.get(ind["method"], ind["method"])),
             inputs, _num(ind["value"]), ref, _num(ind["weight"]), _num(ind["points"]),
         )
     console.print(table)
     if a["deductions"]:
         for d in a["deductions"]:
-            console.print(f"扣分：{d['note']}（实扣{_num(d['points'])}分）")
+            console.print(f"扣分：{safe_markup(d['note'])}（实扣{_num(d['points'])}分）")
     else:
         console.print("扣分：无")
     console.print(
@@ -123,19 +126,20 @@ def _print_assessment(console: Console, a: dict[str, Any], names: dict[str, str]
     s = a["settlement"]
     if s is not None:
         if not s["applies"]:
-            console.print(f"奖惩结算：{s['reason']}")
+            console.print(f"奖惩结算：{safe_markup(s['reason'])}")
         else:
             console.print(f"奖惩结算：净额 {_num(s['net'])} 万元（正数为获得奖励，负数为承担）")
             for line in s["lines"]:
                 console.print(
-                    f"  {names.get(line['payer'], line['payer'])} → {names.get(line['payee'], line['payee'])}："
+                    f"  {safe_markup(names.get(line['payer'], line['payer']))} → "
+                    f"{safe_markup(names.get(line['payee'], line['payee']))}："
                     f"{_num(line['amount'])} 万元"
                 )
     t = a["reward_tally"]
     if t is not None:
         console.print(
             f"新增规上企业奖励（本年累计）：新建入统 {_num(t['new_entered'])} 家、小升规 {_num(t['upgraded'])} 家，"
-            f"合计 {_num(t['amount'])} 万元" + (f"（{t['note']}）" if t["note"] else "")
+            f"合计 {_num(t['amount'])} 万元" + (f"（{safe_markup(t['note'])}）" if t["note"] else "")
         )
     console.print("")
 
@@ -145,7 +149,7 @@ def _print_assessment(console: Console, a: dict[str, Any], names: dict[str, str]
 @json_option
 @workspace_required
 def rules_command(ws: Workspace, files: tuple[Path, ...], as_json: bool) -> None:
-    """List and check the rulebooks in rules/ (or check the given rulebook FILES)."""
+    """List and check the rulebooks in rules/ (or check the given rulebook FILES), with their warnings."""
     from .assess.rulebook import load_rulebook
     from .assess.runner import workspace_rulebooks
 
@@ -158,21 +162,27 @@ def rules_command(ws: Workspace, files: tuple[Path, ...], as_json: bool) -> None
             "id": b.id, "title": b.title, "version": b.version, "period": b.period, "data": b.data,
             "indicators": [i.describe() for i in b.indicators],
             "weight": sum(i.weight for i in b.indicators),
+            "weights_total": b.weights_total,
             "settlement": b.settlement is not None and bool(b.settlement.rewards),
             "path": b.path,
+            "warnings": list(b.warnings),
         }
         for b in books
     ]
     if as_json:
         emit_json({"rulebooks": docs})
         return
-    table = Table(title="考核规则（均已通过校验）")
+    warnings = [w for d in docs for w in d["warnings"]]
+    table = Table(title="考核规则（均已通过校验" + (f"，{len(warnings)}条警告）" if warnings else "）"))
     for col in ("规则", "名称", "版本", "考核周期", "数据", "指标数", "总权重", "奖惩结算", "文件"):
         table.add_column(col)
     for d in docs:
         table.add_row(
-            d["id"], d["title"], d["version"], PERIOD_LABELS[d["period"]],
+            safe_markup(d["id"]), safe_markup(d["title"]), safe_markup(d["version"]), PERIOD_LABELS[d["period"]],
             "月报" if d["data"] == "monthly" else "季报", str(len(d["indicators"])), _num(d["weight"]),
-            "有" if d["settlement"] else "无", Path(d["path"]).name,
+            "有" if d["settlement"] else "无", safe_markup(Path(d["path"]).name),
         )
-    _console().print(table)
+    console = _console()
+    console.print(table)
+    for w in warnings:   # doubts, not refusals: the rulebooks are used as they are
+        console.print(f"警告 / warning: {safe_markup(w)}", soft_wrap=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from .cli import cli, emit_json, json_option, period_options, workspace_required
+from .cli_text import safe_text
 from .workspace import Workspace
 
 
@@ -26,4 +27,4 @@ def export(ws: Workspace, period, out: Path | None, fmt: str | None, as_json: bo
     if as_json:
         emit_json({"period": str(period), "path": str(path)})
     else:
-        click.echo(str(path))
+        click.echo(safe_text(path))

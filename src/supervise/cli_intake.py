@@ -11,6 +11,7 @@ from typing import Any, cast
 import click
 
 from .cli import cli, emit_json, json_option, now, period_options, workspace_required
+from .cli_text import safe_markup, safe_text
 from .periods import Period, parse_time
 from .workspace import Workspace
 
@@ -27,12 +28,6 @@ class _LazyConsole:
 
             self._console = Console(**self._kwargs)
         return getattr(self._console, name)
-
-
-def escape(text: str) -> str:
-    from rich.markup import escape as _escape
-
-    return _escape(text)
 
 
 def Table(*args: Any, **kwargs: Any) -> Any:
@@ -60,7 +55,7 @@ def templates(ws: Workspace, period: Period, county: str | None, as_json: bool) 
         emit_json({"templates": written})
         return
     for t in written:
-        click.echo(t["path"])
+        click.echo(safe_text(t["path"]))
     click.echo(f"{len(written)} 份模板 / templates written", err=True)
 
 
@@ -145,7 +140,7 @@ class _progress:
         task = self.bar.add_task("ingest", total=self.total)
 
         def update(i: int, n: int, name: str) -> None:
-            self.bar.update(task, completed=i, description=os.path.basename(name) or "ingest")
+            self.bar.update(task, completed=i, description=safe_markup(os.path.basename(name) or "ingest"))
 
         return update
 
@@ -160,11 +155,11 @@ def _print_report(report: Any) -> None:
         table.add_column(col)
     for f in report.files:
         verdict = VERDICT_LABELS.get(f.verdict, f.verdict) + ("（未变 unchanged）" if f.unchanged else "")
-        problems = "\n".join(escape(f"[{p.code}] {p.where}: {p.message}") for p in f.problems[:8])
+        problems = "\n".join(safe_markup(f"[{p.code}] {p.where}: {p.message}") for p in f.problems[:8])
         if len(f.problems) > 8:
             problems += f"\n… 共 {len(f.problems)} 个问题"
-        table.add_row(escape(os.path.basename(f.file)), escape(f.county_code or ""), escape(f.period or ""),
-                      verdict, problems)
+        table.add_row(safe_markup(os.path.basename(f.file)), safe_markup(f.county_code or ""),
+                      safe_markup(f.period or ""), verdict, problems)
     _out.print(table)
     s = report.summary
     prefix = "（试运行，未保存 / dry run, nothing stored）" if report.dry_run else ""
@@ -173,7 +168,7 @@ def _print_report(report: Any) -> None:
         f"未变 unchanged {s['unchanged']}，存储数值 values {s['values']}"
     )
     for skipped in report.skipped:
-        _out.print(escape(f"未处理 skipped: {skipped['file']}（{skipped['reason']}）"))
+        _out.print(safe_markup(f"未处理 skipped: {skipped['file']}（{skipped['reason']}）"))
 
 
 @cli.command()
@@ -200,9 +195,10 @@ def status(ws: Workspace, period: Period, as_json: bool) -> None:
     counties: list[dict[str, Any]] = doc["counties"]  # type: ignore[assignment]
     for c in counties:
         note = c["reason"] or (f"{c['warnings']} 条提示 warnings" if c["warnings"] else "")
-        table.add_row(escape(c["county_code"]), escape(c["county_name"]), f"{STATE_LABELS[c['state']]} {c['state']}",
-                      escape((c["received_at"] or "")[:16].replace("T", " ")), str(c["days_late"] or ""),
-                      escape(note))
+        table.add_row(safe_markup(c["county_code"]), safe_markup(c["county_name"]),
+                      f"{STATE_LABELS[c['state']]} {c['state']}",
+                      safe_markup((c["received_at"] or "")[:16].replace("T", " ")), str(c["days_late"] or ""),
+                      safe_markup(note))
     _out.print(table)
     _out.print(f"报送率 completeness {doc['completeness']}%，及时率 timeliness {doc['timeliness']}%")
 
@@ -222,22 +218,22 @@ def history(ws: Workspace, county: str, period: Period, as_json: bool) -> None:
     if as_json:
         emit_json(doc)
         return
-    table = Table(title=escape(f"{ws.registry.county_name(county)} {period.label} 报送记录 / history"))
+    table = Table(title=safe_markup(f"{ws.registry.county_name(county)} {period.label} 报送记录 / history"))
     for col in ("#", "收到 received", "来源 source", "文件 file", "SHA-256", "结论 verdict", "状态 state"):
         table.add_column(col)
     for v in doc["versions"]:
-        table.add_row(str(v["submission_id"]), escape(v["received_at"][:16].replace("T", " ")),
-                      escape(f"{v['source']} {v['sender_code'] or ''}"), escape(v["file_name"]),
-                      escape(v["sha256"][:12]), escape(v["verdict"]), escape(v["state"]))
+        table.add_row(str(v["submission_id"]), safe_markup(v["received_at"][:16].replace("T", " ")),
+                      safe_markup(f"{v['source']} {v['sender_code'] or ''}"), safe_markup(v["file_name"]),
+                      safe_markup(v["sha256"][:12]), safe_markup(v["verdict"]), safe_markup(v["state"]))
     _out.print(table)
     for ch in doc["changes"]:
         _out.print(f"#{ch['from']} → #{ch['to']}: {len(ch['changes'])} 项变化 changed")
-        for c in ch["changes"]:   # submitted text may hold anything, "[/x]" included
-            _out.print(escape(f"  {c['cluster_code']} {c['indicator']}: {c['old']} → {c['new']}"))
+        for c in ch["changes"]:   # submitted text may hold anything, "[/x]" and ESC included
+            _out.print(safe_markup(f"  {c['cluster_code']} {c['indicator']}: {c['old']} → {c['new']}"))
     for a in doc["audit"]:
         if a["action"] == "reject":
-            _out.print(escape(f"退回 returned {a['at'][:16].replace('T', ' ')} by {a['actor']}: "
-                              f"{a['detail'].get('reason', '')}"))
+            _out.print(safe_markup(f"退回 returned {a['at'][:16].replace('T', ' ')} by {a['actor']}: "
+                                   f"{a['detail'].get('reason', '')}"))
 
 
 @cli.command()
@@ -256,4 +252,4 @@ def reject(ws: Workspace, county: str, period: Period, reason: str, actor: str |
     if as_json:
         emit_json(doc)
         return
-    click.echo(f"已退回 returned: {county} {period} (#{doc['submission_id']})：{reason}")
+    click.echo(safe_text(f"已退回 returned: {county} {period} (#{doc['submission_id']})：{reason}"))

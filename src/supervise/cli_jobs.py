@@ -20,6 +20,7 @@ from .cli import (
     period_options,
     workspace_required,
 )
+from .cli_text import safe_text
 from .periods import Kind, Period
 from .workspace import Workspace
 
@@ -85,12 +86,12 @@ def run(ws: Workspace, period: Period | None, due: Kind | None, no_deliver: bool
     )
     if result is None:
         return
-    click.echo(f"{result.period}: {len(result.results)} assessment(s)")
+    click.echo(safe_text(f"{result.period}: {len(result.results)} assessment(s)"))
     for r in result.results:
-        click.echo(f"  {r.rulebook} {r.version}: {len(getattr(r, 'units', []))} counties ranked")
+        click.echo(safe_text(f"  {r.rulebook} {r.version}: {len(getattr(r, 'units', []))} counties ranked"))
     for key, path in result.output_paths().items():
         if path:
-            click.echo(f"  {key}: {path}")
+            click.echo(safe_text(f"  {key}: {path}"))
     _echo_deliveries(result.deliveries, result.delivered)
 
 
@@ -102,7 +103,7 @@ def _echo_deliveries(deliveries: list[Any], delivered: bool = True) -> None:
     for d in deliveries:
         counts[d.state] = counts.get(d.state, 0) + 1
     if counts:
-        click.echo("  mail: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        click.echo(safe_text("  mail: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))))
 
 
 @cli.command()
@@ -116,7 +117,7 @@ def collect(ws: Workspace, as_json: bool) -> None:
     if result is None:
         return
     summary = ", ".join(f"{k} {v}" for k, v in result.ingest.items())
-    click.echo(f"inbox: {summary or 'nothing new'}")
+    click.echo(safe_text(f"inbox: {summary or 'nothing new'}"))
     _echo_deliveries(result.deliveries)
 
 
@@ -138,11 +139,11 @@ def remind(ws: Workspace, period: Period | None, as_json: bool) -> None:
     if not result.windows:
         click.echo("no reminder is due today")
     for w in result.windows:
-        click.echo(f"{w['period']} ({w['window']}, due {w['due_day']})")
+        click.echo(safe_text(f"{w['period']} ({w['window']}, due {w['due_day']})"))
     for r in result.reminded:
-        click.echo(f"  reminded {r['county_name']} <{r['recipient']}>")
+        click.echo(safe_text(f"  reminded {r['county_name']} <{r['recipient']}>"))
     for r in result.no_address:
-        click.echo(f"  no e-mail for {r['county_name']} ({r['county_code']}) in reference/counties.csv")
+        click.echo(safe_text(f"  no e-mail for {r['county_name']} ({r['county_code']}) in reference/counties.csv"))
     _echo_deliveries(result.deliveries)
 
 
@@ -159,7 +160,7 @@ def catch_up_command(ws: Workspace, as_json: bool) -> None:
     if not result.items:
         click.echo("nothing was missed")
     for i in result.items:
-        click.echo(f"{i.job} {i.period or ''} (missed {i.missed_at}): {i.state}")
+        click.echo(safe_text(f"{i.job} {i.period or ''} (missed {i.missed_at}): {i.state}"))
 
 
 @cli.command()
@@ -211,7 +212,7 @@ def crontab(ws: Workspace, executable: str | None, systemd_dir: Path | None, use
     systemd_dir.mkdir(parents=True, exist_ok=True)
     for name, text in systemd_units(schedule, home=ws.home, executable=exe, user=user).items():
         (systemd_dir / name).write_text(text, encoding="utf-8")
-        click.echo(str(systemd_dir / name))
+        click.echo(safe_text(systemd_dir / name))
 
 
 @cli.command()
@@ -236,8 +237,9 @@ def runs(ws: Workspace, limit: int, job: str | None, as_json: bool) -> None:
         line = f"{r.id:>5} {r.started_at} {r.job:<11} {r.period or '-':<8} {r.state:<8} {r.origin}"
         if r.error:
             line += f"  {r.error}"
-        click.echo(line)
+        click.echo(safe_text(line))
     if unsent:
         click.echo(f"outbox: {len(unsent)} mail(s) waiting to be sent again")
         for d in unsent:
-            click.echo(f"  {d.id} {d.kind} {d.period or ''} {d.recipient} ({d.attempts} attempts): {d.last_error}")
+            click.echo(safe_text(f"  {d.id} {d.kind} {d.period or ''} {d.recipient} ({d.attempts} attempts): "
+                                 f"{d.last_error}"))

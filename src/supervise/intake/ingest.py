@@ -219,6 +219,20 @@ def write_archive(archive_dir: Path, path: Path, data: bytes | None, sha: str, e
     return dest
 
 
+def stored_name(name: str) -> str:
+    """A file name as text SQLite can keep: one that is not UTF-8 on disk (a zip or share from a
+    Chinese Windows, in GB18030) is decoded as such, else shown with replacement characters."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        raw = os.fsencode(name)
+        try:
+            return raw.decode("gb18030")
+        except UnicodeDecodeError:
+            return raw.decode("utf-8", "replace")
+
+
 def _relative(home: Path, path: Path) -> str:
     try:
         return path.relative_to(home).as_posix()
@@ -418,7 +432,7 @@ class _Ingest:
 
     # ------------------------------------------------------------------ one file
     def one(self, path: Path, display: str, sender: str | None, prepared: _Prepared) -> FileResult:
-        res = FileResult(file=display)
+        res = FileResult(file=stored_name(display))
         received = self._arrival(prepared)
         res.received_at = received
         try:
@@ -436,7 +450,7 @@ class _Ingest:
                                     f"处理该文件时发生内部错误（{type(exc).__name__}），文件已存档，请联系市工信局。")]
             if res.sha256 and res.archive_path and not self.dry_run and res.submission_id is None:
                 try:
-                    self._record(res, None, path.name, sender, received, 0)
+                    self._record(res, None, stored_name(path.name), sender, received, 0)
                 except store.BatchLost:
                     log.exception("the database rolled back the open batch at %s", display)
                     res.batch_lost = True
@@ -462,7 +476,7 @@ class _Ingest:
         """Which inbox file a version was read from: its place, inode, size and time."""
         if not self.inbox or p.ident is None:
             return None
-        return f"{_relative(self.ws.home, path)}|{p.ident[0]}|{p.ident[1]}|{p.ident[2]}"
+        return f"{stored_name(_relative(self.ws.home, path))}|{p.ident[0]}|{p.ident[1]}|{p.ident[2]}"
 
     def _one(self, path: Path, sender: str | None, received: str, res: FileResult, p: _Prepared) -> None:
         # The steps of one file, in order; `p` holds what was done ahead (and any error met).
@@ -507,7 +521,7 @@ class _Ingest:
         res.values = len(validated.values) if res.verdict != "rejected" else 0
         if self.dry_run:
             return
-        self._record(res, validated, path.name, sender, received, p.size, self.origin(path, p))
+        self._record(res, validated, stored_name(path.name), sender, received, p.size, self.origin(path, p))
 
     def _record(self, res: FileResult, v: Validated | None, name: str, sender: str | None,
                 received: str, size: int, origin: str | None = None) -> None:
@@ -548,14 +562,14 @@ class _Ingest:
         origin = self.origin(path, p)
         replay = store.version_from_origin(self.conn, origin, sha) if origin is not None else None
         if replay is not None:
-            self._as_unchanged(res, replay, p, sender, path.name)
+            self._as_unchanged(res, replay, p, sender, stored_name(path.name))
             return True
         for row in store.current_with_sha(self.conn, sha):
             if sender is not None and row.county_code != sender:
                 continue
             if self.period is not None and row.period != str(self.period):
                 continue
-            self._as_unchanged(res, row, p, sender, path.name)
+            self._as_unchanged(res, row, p, sender, stored_name(path.name))
             return True
         return False
 
