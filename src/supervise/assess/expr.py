@@ -3,7 +3,7 @@
 An expression is arithmetic over names. It is parsed once with `ast.parse(mode="eval")` and the
 tree is checked against a whitelist; nothing in a rulebook can ever run code. Allowed:
 
-- numbers (int, float), `+ - * /`, unary `-` and `+`, parentheses;
+- numbers (int, float, at most `MAX_CONSTANT` in size), `+ - * /`, unary `-` and `+`, parentheses;
 - names: indicator codes of the data dictionary, and `year_elapsed` (the share of the year the data
   cover: a month's number / 12, a quarter's number / 4, 1 for a year);
 - `targets.<name>`: the unit's annual target (`above_net_new`, `park_new`, `land_disposed`);
@@ -25,6 +25,9 @@ from ..errors import SuperviseError
 
 MAX_EXPR_CHARS = 1000
 MAX_NODES = 200
+# No figure or factor in an expression comes near 1e15 (values are below 1万亿); a larger literal
+# is a slip, and one of 309 digits is not even a float (it would overflow to inf).
+MAX_CONSTANT = 1e15
 
 FUNCTIONS: dict[str, tuple[Callable[..., float], int, int | None]] = {
     # name: (function, least arguments, most arguments or None for any)
@@ -85,6 +88,7 @@ def parse(text: str) -> Expr:
     names: list[str] = []
     targets: list[str] = []
     _check(tree.body, names, targets)
+    _check_numbers(nodes, text.strip())
     return Expr(text.strip(), tree, tuple(dict.fromkeys(names)), tuple(dict.fromkeys(targets)))
 
 
@@ -141,6 +145,25 @@ def _check(node: ast.AST, names: list[str], targets: list[str]) -> None:
             _check(arg, names, targets)
         return
     raise ExprError(f"{_describe(node)} is not allowed in an expression; use arithmetic over indicator codes")
+
+
+def _check_numbers(nodes: list[ast.AST], source: str) -> None:
+    """Refuse literals too large to compute with, quoting them as written (1e400, not inf)."""
+    for node in nodes:
+        if not isinstance(node, ast.Constant) or not isinstance(node.value, (int, float)):
+            continue   # bool is an int, but _check has refused it already
+        try:
+            size = abs(float(node.value))
+        except OverflowError:   # an int of more than 308 digits
+            size = math.inf
+        if not size <= MAX_CONSTANT:
+            written = ast.get_source_segment(source, node) or repr(node.value)
+            if len(written) > 24:
+                written = f"{written[:12]}… ({len(written)} characters)"
+            raise ExprError(
+                f"the number {written} is too large: numbers in an expression must be at most "
+                f"{MAX_CONSTANT:g} in size; write the figure in a larger unit (万元 rather than 元)"
+            )
 
 
 def _op_symbol(op: ast.AST) -> str:

@@ -2,13 +2,16 @@
 
 Every problem is refused with a message that names the file, the key and the fix. The keys a
 rulebook may hold are listed once, in `KEYS`; docs/rulebooks.md documents each of them (a test
-keeps the two in step).
+keeps the two in step). Every number is bounded so that no sum, rounding or JSON document of a
+run can overflow: a rulebook that loads can always be run. Doubts that are not mistakes (weights
+that do not add up to `weights_total`) are kept as the rulebook's `warnings`.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,7 +24,24 @@ from . import expr as expr_mod
 from .expr import Expr, ExprError
 from .settlement import REWARD_NEW, REWARD_UPGRADED, TALLY_NEW, TALLY_UPGRADED
 
-MAX_RULEBOOK_BYTES = 1_000_000
+# The default rulebooks are under 6 KB; a file far larger is not a rulebook, and is refused before
+# it is read.
+MAX_RULEBOOK_BYTES = 256 * 1024
+# Brackets inside brackets ([ ] and { }): a rulebook needs two (bands = [[0, 0.6], [10, 1.0]]).
+# Deeper nesting is refused before tomllib sees it (it recurses once per level).
+MAX_NESTING = 8
+# Parts of one dotted key (a.b.c = 1): a rulebook needs none; tomllib's work grows with the square.
+MAX_KEY_PARTS = 8
+# Points (weight, step, deduction points, weights_total): far above any scale a bureau uses (100,
+# 1000), far below anything a sum of points could overflow or a rounding could not represent.
+MAX_POINTS = 10_000
+# completion: the highest x / target counted (1.0 = the target; 100 = a hundred times the target).
+MAX_CAP = 100
+# 万元 (100亿元): rewards and the 新建入统 / 小升规 rates.
+MAX_AMOUNT = 1_000_000
+# Band thresholds, measured against values (which are below 1万亿), as expression literals are.
+MAX_THRESHOLD = expr_mod.MAX_CONSTANT
+DEFAULT_WEIGHTS_TOTAL = 100.0
 
 METHODS = ("rank", "minmax", "completion", "bands", "ratio_to_best")
 MISSING = ("zero", "min", "mean")
@@ -31,7 +51,7 @@ DATASETS = ("monthly", "quarterly")
 
 # Every key a rulebook may use, by table. docs/rulebooks.md documents each one.
 KEYS: dict[str, tuple[str, ...]] = {
-    "rulebook": ("id", "title", "version", "period", "data", "description"),
+    "rulebook": ("id", "title", "version", "period", "data", "weights_total", "description"),
     "indicators": (
         "code", "label", "expr", "unit", "weight", "method", "higher_is_better", "missing",
         "step", "floor", "target", "cap", "bands", "description",
@@ -127,6 +147,8 @@ class Rulebook:
     description: str = ""
     path: str = ""                          # the file it came from
     text: str = field(default="", repr=False)  # its source text (part of the inputs hash)
+    weights_total: float = DEFAULT_WEIGHTS_TOTAL  # what the indicator weights should add up to
+    warnings: tuple[str, ...] = ()          # doubts shown by `supervise rules`, not refusals
 
     def indicator(self, code: str) -> IndicatorRule:
         for i in self.indicators:
@@ -155,11 +177,25 @@ def load_rulebooks(rules_dir: Path, dictionary: Mapping[str, Indicator]) -> list
 
 
 def load_rulebook(path: Path, dictionary: Mapping[str, Indicator]) -> Rulebook:
-    """Read and validate one rulebook file."""
-    if path.stat().st_size > MAX_RULEBOOK_BYTES:
-        raise RulebookError(f"{path}: larger than {MAX_RULEBOOK_BYTES} bytes; is this really a rulebook?")
+    """Read and validate one rulebook file; its size is checked before anything is read."""
+    too_large = (
+        f"{path}: larger than {MAX_RULEBOOK_BYTES // 1024} KB (a rulebook is a few KB); "
+        "check that this is the rulebook you meant"
+    )
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):   # a pipe or a device would never end
+            raise RulebookError(f"{path}: not a regular file; a rulebook is a .toml text file")
+        if info.st_size > MAX_RULEBOOK_BYTES:
+            raise RulebookError(too_large)
+        with path.open("rb") as f:
+            data = f.read(MAX_RULEBOOK_BYTES + 1)   # the file may have grown since stat
+    except OSError as exc:
+        raise RulebookError(f"{path}: cannot be read ({exc.strerror or exc}); check the file and its permissions") from None
+    if len(data) > MAX_RULEBOOK_BYTES:
+        raise RulebookError(too_large)
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise RulebookError(f"{path}: not UTF-8 text ({exc}); save the file as UTF-8") from None
     return parse_rulebook(text, dictionary, source=str(path))
@@ -167,11 +203,123 @@ def load_rulebook(path: Path, dictionary: Mapping[str, Indicator]) -> Rulebook:
 
 def parse_rulebook(text: str, dictionary: Mapping[str, Indicator], *, source: str = "<rulebook>") -> Rulebook:
     """Validate a rulebook's TOML text against SPEC §7 and the data dictionary."""
+    shape = _shape_problem(text)
+    if shape:
+        raise RulebookError(f"{source}: {shape}")
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RulebookError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:   # _shape_problem keeps nesting shallow; never a traceback all the same
+        raise RulebookError(
+            f"{source}: not valid TOML: nested too deeply; a rulebook needs at most {MAX_NESTING} "
+            "levels of [ ] and { }"
+        ) from None
+    except ValueError:   # int() refuses integers of more than 4300 digits
+        raise RulebookError(
+            f"{source}: not valid TOML: a number is thousands of digits long; write numbers of "
+            "ordinary size (e.g. weight = 25)"
+        ) from None
     return _Loader(source, dictionary).build(doc, text)
+
+
+_BARE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def _shape_problem(text: str) -> str | None:
+    """What makes the text too deep for tomllib ([ ] and { } nesting, dotted-key parts), else None.
+
+    A scan of TOML's lexical shape only: strings and comments are skipped (a bracket in a
+    description counts for nothing); whether the text is valid TOML is left to tomllib.
+    """
+    depth = parts = run = 0
+    after_dot = False
+    key = ""                                 # the key of the line being read, for messages
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch in "\"'" or ch in _BARE:      # a key part (or a value: one part, numbers 0.6 two)
+            if not after_dot:
+                run = i
+            if ch in "\"'":
+                i = _string_end(text, i)
+            else:
+                while i < n and text[i] in _BARE:
+                    i += 1
+            parts = parts + 1 if after_dot else 1
+            after_dot = False
+            if parts > MAX_KEY_PARTS:
+                return (
+                    f"line {_line(text, i)} ({_short(text[run:i])}): a dotted key of more than "
+                    f"{MAX_KEY_PARTS} parts (a.b.c...); write the keys of docs/rulebooks.md, each on "
+                    "its own line under its [table]"
+                )
+            continue
+        i += 1
+        if ch in " \t":
+            continue
+        if ch == ".":
+            after_dot = True
+            continue
+        if depth == 0 and ch in "=\n":
+            key = _short(text[run:i - 1].strip()) if ch == "=" else ""
+        after_dot, parts = False, 0
+        if ch == "#":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                where = f"line {_line(text, i)}" + (f" ({key})" if key else "")
+                return (
+                    f"{where}: [ ] or {{ }} nested more than {MAX_NESTING} deep; a rulebook needs two "
+                    "at most (bands = [[0, 0.6], [10, 1.0]]): remove the extra brackets"
+                )
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+    return None
+
+
+def _string_end(text: str, i: int) -> int:
+    """The index after the TOML string that opens at text[i]; an unclosed one ends at its line's
+    end (one-line strings) or the text's end (multi-line), and tomllib will say what is wrong."""
+    quote = text[i]
+    triple = text.startswith(quote * 3, i)
+    close = quote * 3 if triple else quote
+    stop = len(text)
+    if not triple:
+        newline = text.find("\n", i)
+        stop = stop if newline < 0 else newline
+    j = i + len(close)
+    while True:
+        j = text.find(close, j, stop)
+        if j < 0:
+            return stop
+        if quote == '"' and _escaped(text, j):
+            j += 1
+            continue
+        end = j + len(close)
+        if triple:   # up to two quotes of the content may come right before the closing three
+            while end < min(len(text), j + 5) and text[end] == quote:
+                end += 1
+        return end
+
+
+def _escaped(text: str, j: int) -> bool:
+    """Whether text[j] follows an odd run of backslashes (an escaped quote, in a basic string)."""
+    k = j
+    while k > 0 and text[k - 1] == "\\":
+        k -= 1
+    return (j - k) % 2 == 1
+
+
+def _line(text: str, i: int) -> int:
+    return text.count("\n", 0, i) + 1
+
+
+def _short(text: str, limit: int = 30) -> str:
+    """Text quoted in a message, cut short (a key may be thousands of characters long)."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 class _Loader:
@@ -219,16 +367,17 @@ class _Loader:
                high: float | None = None, low_open: bool = False) -> float | None:
         if key not in t:
             return None
-        v = t[key]
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise self.fail(f"{where} {key}", f"{key} must be a number (e.g. {key} = 10), not {v!r}")
-        v = float(v)
-        if not math.isfinite(v):
-            raise self.fail(f"{where} {key}", f"{key} must be a finite number, not {v!r}")
+        raw = t[key]
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+            raise self.fail(f"{where} {key}", f"{key} must be a number (e.g. {key} = 10), not {_shown(raw)}")
+        v = _as_float(raw)
+        if math.isnan(v) or (math.isinf(v) and (isinstance(raw, float) or high is None)):
+            raise self.fail(f"{where} {key}", f"{key} must be a finite number (e.g. {key} = 10), not {_shown(raw)}")
+        shown = _plain(v) if math.isfinite(v) else _shown(raw)   # an integer of hundreds of digits
         if low is not None and (v < low or (low_open and v == low)):
-            raise self.fail(f"{where} {key}", f"{key} must be {'>' if low_open else '≥'} {low:g}, not {v:g}")
+            raise self.fail(f"{where} {key}", f"{key} must be {'>' if low_open else '≥'} {_plain(low)}, not {shown}")
         if high is not None and v > high:
-            raise self.fail(f"{where} {key}", f"{key} must be ≤ {high:g}, not {v:g}")
+            raise self.fail(f"{where} {key}", f"{key} must be ≤ {_plain(high)}, not {shown}")
         return v
 
     def boolean(self, t: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
@@ -302,8 +451,11 @@ class _Loader:
         if "version" not in head:
             raise self.fail(f"{w} version", "version is missing; add version = \"2025.1\"")
         version = head["version"]
-        if isinstance(version, bool) or not isinstance(version, (str, int, float)):
-            raise self.fail(f"{w} version", f"version must be text such as \"2025.1\", not {version!r}")
+        if (
+            isinstance(version, bool) or not isinstance(version, (str, int, float))
+            or (isinstance(version, float) and not math.isfinite(version))
+        ):
+            raise self.fail(f"{w} version", f"version must be text such as \"2025.1\", not {_shown(version)}")
         version = str(version)
         period = self.choice(head, "period", w, PERIODS)
         default_data = {"month": "monthly", "quarter": "quarterly"}.get(period)
@@ -316,6 +468,8 @@ class _Loader:
                 "a monthly rulebook cannot read quarterly data; use data = \"monthly\" or period = \"quarter\"",
             )
         description = self.string(head, "description", w, "")
+        expected = self.number(head, "weights_total", w, low=0, low_open=True, high=MAX_POINTS)
+        weights_total = DEFAULT_WEIGHTS_TOTAL if expected is None else expected
 
         raw_inds = doc.get("indicators")
         if raw_inds is None:
@@ -353,11 +507,21 @@ class _Loader:
         if "settlement" in doc:
             settlement = self.settlement(self.table(doc, "settlement", "[settlement]", required=False), data)
 
+        warnings = []
+        total = math.fsum(i.weight for i in indicators)
+        if round(total, 9) != round(weights_total, 9):
+            got, want = _plain(total), _plain(weights_total)
+            warnings.append(
+                f"{self.source}: [[indicators]] weight: the weights add up to {got}, not {want}"
+                f"（指标权重合计{got}分，不是{want}分）; correct the weights, or write "
+                f"weights_total = {got} in [rulebook] if this total is meant"
+            )
         return Rulebook(
             id=book_id, title=title, version=version, period=period, data=data,
             indicators=tuple(indicators), deductions=tuple(deductions),
             ranking=RankingRule(precision=precision, tie_break=tuple(tie_break)),
             settlement=settlement, description=description, path=self.source, text=text,
+            weights_total=weights_total, warnings=tuple(warnings),
         )
 
     def indicator(self, t: dict[str, Any], n: int, data: str) -> IndicatorRule:
@@ -382,20 +546,26 @@ class _Loader:
         unit = self.string(t, "unit", w, known.unit if known else "")
         if "weight" not in t:
             raise self.fail(f"{w} weight", "weight is missing; add weight = 10 (the points this indicator is worth)")
-        weight = self.number(t, "weight", w, low=0)
+        weight = self.number(t, "weight", w, low=0, high=MAX_POINTS)
         assert weight is not None
         hib = self.boolean(t, "higher_is_better", w, True)
         missing = self.choice(t, "missing", w, MISSING, "zero")
-        step = self.number(t, "step", w, low=0, low_open=True)
+        step = self.number(t, "step", w, low=0, low_open=True, high=MAX_POINTS)
         floor = self.number(t, "floor", w, low=0, high=100)
-        cap = self.number(t, "cap", w, low=0, low_open=True)
+        cap = self.number(t, "cap", w, low=0, low_open=True, high=MAX_CAP)
         target: Expr | None = None
         if method == "completion":
             if "target" not in t:
                 raise self.fail(f"{w} target", "method = \"completion\" needs a target, e.g. target = \"targets.park_new\"")
             raw = t["target"]
-            if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
-                raise self.fail(f"{w} target", f"target must be an expression in quotes or a number, not {raw!r}")
+            if (
+                isinstance(raw, bool) or not isinstance(raw, (str, int, float))
+                or (isinstance(raw, float) and not math.isfinite(raw))
+            ):
+                raise self.fail(
+                    f"{w} target",
+                    f"target must be an expression in quotes or a finite number, not {_shown(raw)}",
+                )
             target = self.expression(str(raw), w, "target", data)
         bands: tuple[tuple[float, float], ...] = ()
         if method == "bands":
@@ -420,9 +590,15 @@ class _Loader:
                 not isinstance(b, list) or len(b) != 2
                 or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in b)
             ):
-                raise self.fail(f"{w} bands", f"band {i} is {b!r}, not a pair of numbers; {fix}")
-            threshold, share = float(b[0]), float(b[1])
-            if not 0 <= share <= 1:
+                raise self.fail(f"{w} bands", f"band {i} is {_shown(b)}, not a pair of numbers; {fix}")
+            threshold, share = _as_float(b[0]), _as_float(b[1])
+            if not abs(threshold) <= MAX_THRESHOLD:   # also refuses nan
+                raise self.fail(
+                    f"{w} bands",
+                    f"band {i}: threshold {_shown(b[0])} is not a number from {-MAX_THRESHOLD:g} to "
+                    f"{MAX_THRESHOLD:g}; {fix}",
+                )
+            if not 0 <= share <= 1:   # also refuses nan
                 raise self.fail(f"{w} bands", f"band {i}: share {share:g} is outside 0..1 (write 0.6 for 60 %); {fix}")
             out.append((threshold, share))
         thresholds = [b[0] for b in out]
@@ -435,9 +611,9 @@ class _Loader:
         self.known(t, "deductions", w)
         on = self.choice(t, "on", w, DEDUCTIONS)
         w = f"{w} ({on})"
-        points = self.number(t, "points", w, low=0)
-        per_day = self.number(t, "per_day", w, low=0)
-        cap = self.number(t, "max", w, low=0)
+        points = self.number(t, "points", w, low=0, high=MAX_POINTS)
+        per_day = self.number(t, "per_day", w, low=0, high=MAX_POINTS)
+        cap = self.number(t, "max", w, low=0, high=MAX_POINTS)
         if per_day is not None and on != "late":
             raise self.fail(f"{w} per_day", "per_day only applies to on = \"late\"; use points instead")
         if per_day is None and points is None:
@@ -451,8 +627,15 @@ class _Loader:
         if not isinstance(rewards, list) or any(
             isinstance(r, bool) or not isinstance(r, (int, float)) or r < 0 for r in rewards
         ):
-            raise self.fail(f"{w} rewards", f"rewards must be a list of amounts in 万元 (e.g. [500, 300, 100]), not {rewards!r}")
+            raise self.fail(
+                f"{w} rewards", f"rewards must be a list of amounts in 万元 (e.g. [500, 300, 100]), not {_shown(rewards)}"
+            )
         for r in rewards:
+            if not _as_float(r) <= MAX_AMOUNT:   # also refuses inf and nan
+                raise self.fail(
+                    f"{w} rewards",
+                    f"{_shown(r)} is not an amount in 万元 from 0 to {_plain(MAX_AMOUNT)}; write e.g. [500, 300, 100]",
+                )
             if abs(round(float(r) * 10000) - float(r) * 10000) > 1e-6:
                 raise self.fail(f"{w} rewards", f"{r!r}: amounts are in 万元 with at most 4 decimals (1 元)")
         default_min = max(6, 2 * len(rewards))
@@ -470,13 +653,31 @@ class _Loader:
                 f"the 新建入统/小升规 tally reads monthly data ({TALLY_NEW}, {TALLY_UPGRADED}); "
                 "set data = \"monthly\" or remove reward_tally",
             )
-        new = self.number(t, "reward_new", w, low=0)
-        upgraded = self.number(t, "reward_upgraded", w, low=0)
+        new = self.number(t, "reward_new", w, low=0, high=MAX_AMOUNT)
+        upgraded = self.number(t, "reward_upgraded", w, low=0, high=MAX_AMOUNT)
         return SettlementRule(
             rewards=tuple(float(r) for r in rewards), min_units=min_units, reward_tally=tally,
             reward_new=REWARD_NEW if new is None else new,
             reward_upgraded=REWARD_UPGRADED if upgraded is None else upgraded,
         )
+
+
+def _as_float(v: int | float) -> float:
+    """v as a float; ±inf for an integer too large to be one (a TOML integer has no size limit)."""
+    try:
+        return float(v)
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
+
+
+def _plain(x: float) -> str:
+    """A number as a person writes it, to the 9 decimals compared (99.99, not 99.99000000000001)."""
+    return f"{round(x, 9):.15g}"
+
+
+def _shown(v: Any) -> str:
+    """A value quoted in a message, cut short (a number may have hundreds of digits)."""
+    return _short(repr(v), 40)
 
 
 def _close(word: str, options: list[str] | tuple[str, ...]) -> str | None:

@@ -41,6 +41,9 @@ _GROUPED = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
 # No cluster figure comes near 1万亿 of its unit (万元, 家, 人, 亩); a larger value is a slip,
 # and would overflow the city-wide sums if it were stored.
 MAX_MAGNITUDE = 1e12
+# Template versions count up from 1; a larger number in the 模板版本 cell is not a version (and
+# 1e19 would not even fit the store's INTEGER column).
+MAX_TEMPLATE_VERSION = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -321,11 +324,17 @@ class _Validator:
         cell = self.res.meta.get("template_version")
         raw = _text(cell.value) if cell else ""
         try:
-            version = int(float(raw))
+            number = float(raw)
         except ValueError:
             self.add("template_too_old",
                      "找不到模板版本号（模板H2），可能使用了旧模板或自制表格。请使用最新下发的模板重新填报。", cell)
             return
+        if not abs(number) <= MAX_TEMPLATE_VERSION:   # inf, nan, 1e400, 1e19
+            self.add("template_too_old",
+                     f"模板版本号“{_show(raw)}”不是有效的版本号（模板H2），可能改动了模板或使用了自制表格。"
+                     "请使用最新下发的模板重新填报。", cell)
+            return
+        version = int(number)
         self.out.template_version = version
         if version < self.rules.min_template_version:
             self.add("template_too_old",
