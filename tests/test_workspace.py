@@ -103,3 +103,38 @@ def test_failures_are_told_in_one_line(ws, args):
     assert result.exit_code in (1, 2)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("错误 / error: "), result.stderr
+
+
+def test_init_refuses_an_empty_database_beside_a_full_archive(tmp_path: Path):
+    """supervise.db deleted or lost, archive/ still full: init says so and how to restore."""
+    home = tmp_path / "ws"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--home", str(home), "init"]).exit_code == 0
+    for name in ("ab/ab01.xlsx", "cd/cd02.csv"):
+        (home / "archive" / name).parent.mkdir(parents=True, exist_ok=True)
+        (home / "archive" / name).write_bytes(b"x")
+    (home / "supervise.db").unlink()
+
+    result = runner.invoke(cli, ["--home", str(home), "init"])
+    assert result.exit_code == 1
+    assert not (home / "supervise.db").exists()
+    [line] = result.stderr.splitlines()
+    assert line.startswith("错误 / error: 数据库 supervise.db 不存在，但 archive/ 中有 2 个已归档文件")
+    assert "从备份恢复" in line and "init --start-empty" in line and "2 archived file(s)" in line
+    # Other commands still refuse the folder (and point to init).
+    assert runner.invoke(cli, ["--home", str(home), "status", "--month", "2025-03"]).exit_code == 1
+
+    result = runner.invoke(cli, ["--home", str(home), "init", "--start-empty"])
+    assert result.exit_code == 0, result.output
+    assert "已新建空数据库" in result.stderr and (home / "supervise.db").exists()
+    assert sorted(p.name for p in (home / "archive").rglob("*") if p.is_file()) == ["ab01.xlsx", "cd02.csv"]
+    # With the database back, init is the harmless refresh it always was.
+    assert runner.invoke(cli, ["--home", str(home), "init"]).exit_code == 0
+
+
+def test_init_with_an_empty_archive_creates_the_database(tmp_path: Path):
+    home = tmp_path / "ws"
+    (home / "archive" / "ab").mkdir(parents=True)      # folders, but no file ever archived
+    result = CliRunner().invoke(cli, ["--home", str(home), "init"])
+    assert result.exit_code == 0, result.output
+    assert (home / "supervise.db").exists()

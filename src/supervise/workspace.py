@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -30,6 +31,12 @@ SETTINGS_FILE = "supervise.toml"
 DB_FILE = "supervise.db"
 FOLDERS = ("reference", "rules", "inbox", "archive", "reports", "outbox")
 REFERENCE_FILES = ("counties.csv", "clusters.csv", "targets.csv", "indicators.csv")
+# A bare address: a dot-atom local part (RFC 5321) @ a domain of letters, digits and hyphens with
+# at least one dot. No display name, no <>, no spaces, no line breaks (they would forge headers).
+ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+)
 
 
 class WorkspaceError(SuperviseError, RuntimeError):
@@ -206,7 +213,24 @@ def load_settings(path: Path) -> Settings:
                     f"{path}: [{section}] {key} must be a {want.__name__}, not {value!r}"
                 )
             merged[section][key] = value
+    _check_addresses(path, merged["delivery"])
     return Settings(merged)
+
+
+def _check_addresses(path: Path, delivery: dict[str, Any]) -> None:
+    """[delivery] recipients and admin, refused here, naming the entry.
+
+    Otherwise a bad one would only fail when its mail is built, and take the run with it.
+    """
+    entries: list[tuple[str, object]] = [("recipients", r) for r in delivery["recipients"]]
+    if delivery["admin"]:
+        entries.append(("admin", delivery["admin"]))
+    for key, entry in entries:
+        if not (isinstance(entry, str) and ADDRESS.fullmatch(entry)):
+            raise WorkspaceError(
+                f"{path}: [delivery] {key}: {entry!r} 不是邮件地址 / is not an e-mail address; "
+                "write the bare address, e.g. chief@bureau.example (no name, no <>, no spaces or line breaks)"
+            )
 
 
 @dataclass
@@ -323,12 +347,24 @@ def home_from(option: str | os.PathLike[str] | None) -> Path:
     return Path(env) if env else Path.cwd()
 
 
-def init_workspace(home: Path, *, force: bool = False) -> Workspace:
+def init_workspace(home: Path, *, force: bool = False, start_empty: bool = False) -> Workspace:
     """Create the folders, a commented supervise.toml, the database, reference/ and rules/.
 
-    Existing files are kept (a bureau's edits are never overwritten) unless `force`.
+    Existing files are kept (a bureau's edits are never overwritten) unless `force`. A missing
+    database beside a non-empty archive/ is refused unless `start_empty`: the database was lost,
+    and an empty one made silently would hide that until the next bulletin came out blank.
     """
     ws = Workspace(home)
+    if not start_empty and not ws.db_path.exists() and ws.archive_dir.is_dir():
+        archived = sum(1 for p in ws.archive_dir.rglob("*") if p.is_file())
+        if archived:
+            raise WorkspaceError(
+                f"数据库 {DB_FILE} 不存在，但 archive/ 中有 {archived} 个已归档文件：请从备份恢复 "
+                f"{ws.db_path}；确需从空数据库重新开始（archive/ 保持不变），运行 "
+                f"`supervise --home {ws.home} init --start-empty` / the database is missing while "
+                f"{archived} archived file(s) exist: restore {DB_FILE} from a backup, or start an "
+                "empty database on purpose with `init --start-empty` (the archive stays as it is)"
+            )
     ws.home.mkdir(parents=True, exist_ok=True)
     for name in FOLDERS:
         (ws.home / name).mkdir(exist_ok=True)
