@@ -164,8 +164,10 @@ WARNING = DeductionRule(on="warning", points=0.5, max=2)
 ALL = [LATE_PER_DAY, LATE_ONCE, MISSING, REJECTED, WARNING]
 
 
-def total(state: str, days: int = 0, warnings: int = 0) -> float:
-    return sum(d.points for d in compute_deductions(ALL, state, days, warnings))
+def total(state: str, days: int = 0, warnings: int = 0, rejections: int = 0) -> float:
+    occurrences = [{"kind": "invalid", "file": f"f{i}.xlsx", "at": "2025-04-03T10:00:00+08:00", "reason": "x"}
+                   for i in range(rejections)]
+    return sum(d.points for d in compute_deductions(ALL, state, days, warnings, occurrences))
 
 
 def test_deductions_worked_by_hand() -> None:
@@ -175,7 +177,11 @@ def test_deductions_worked_by_hand() -> None:
     # late 7 days: 7 capped at 5, + 2 = 7
     assert total("late", days=7) == 7
     assert total("missing") == 10
-    assert total("rejected") == 5
+    # rejected: once per rejection for the period (SPEC §7), whatever the state now
+    assert total("rejected") == 0          # a state alone is not a rejection
+    assert total("rejected", rejections=1) == 5
+    assert total("on_time", rejections=2) == 10    # rejected twice, then resubmitted on time
+    assert total("late", days=1, rejections=1) == 1 + 2 + 5
     # 3 warnings: 1.5; 6 warnings: 3 capped at 2; late 1 day + 2 warnings: 1 + 2 + 1 = 4
     assert total("on_time", warnings=3) == 1.5
     assert total("on_time", warnings=6) == 2

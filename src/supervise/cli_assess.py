@@ -117,6 +117,10 @@ def _print_assessment(console: Console, a: dict[str, Any], names: dict[str, str]
     if a["deductions"]:
         for d in a["deductions"]:
             console.print(f"扣分：{safe_markup(d['note'])}（实扣{_num(d['points'])}分）")
+            for n, o in enumerate(d.get("occurrences") or [], start=1):
+                kind = "退回" if o["kind"] == "returned" else "校验未通过"
+                console.print(f"  {n}. {kind}：{safe_markup(o['file'])}，{safe_markup(o['at'][:16].replace('T', ' '))}，"
+                              f"{safe_markup(o['reason'])}")
     else:
         console.print("扣分：无")
     console.print(

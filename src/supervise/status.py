@@ -25,6 +25,51 @@ STATES = ("on_time", "late", "missing", "rejected")
 STATE_LABELS = {"on_time": "按时报送", "late": "迟报", "missing": "漏报", "rejected": "退回"}
 
 
+@dataclass(frozen=True)
+class Rejection:
+    """One rejection of a county's submissions for a period (SPEC §7 `rejected`): a file that
+    failed validation, or a version staff sent back (退回)."""
+
+    kind: str              # invalid | returned
+    file: str
+    at: str                # when the file was received, or when staff sent it back
+    reason: str
+    submission_id: int
+
+    def to_json(self) -> dict[str, object]:
+        return {"kind": self.kind, "file": self.file, "at": self.at, "reason": self.reason,
+                "submission_id": self.submission_id}
+
+
+# A rejection our own server caused (an internal error, a lost batch) is not the county's.
+NOT_THE_COUNTYS = frozenset({"internal_error", "not_stored"})
+
+
+def rejections(rows: list[SubmissionRow], returns: list[dict[str, object]],
+               errors: dict[int, list[ProblemRow]]) -> list[Rejection]:
+    """Pure: every rejection of a county's submissions for a period, oldest first. Identical
+    bytes rejected again count once; a 退回 counts whether or not the county resubmitted."""
+    out: list[Rejection] = []
+    seen: set[str] = set()
+    for r in sorted(rows, key=lambda r: (r.received_at, r.id)):
+        if r.verdict != "rejected" or r.file_sha256 in seen:
+            continue
+        problems = [p for p in errors.get(r.id, []) if p.severity == "error"]
+        if problems and all(p.code in NOT_THE_COUNTYS for p in problems):
+            continue
+        seen.add(r.file_sha256)
+        first = problems[0].message if problems else "数据校验未通过"
+        more = f"（共{len(problems)}处问题）" if len(problems) > 1 else ""
+        out.append(Rejection("invalid", r.file_name, r.received_at, first + more, r.id))
+    by_id = {r.id: r for r in rows}
+    for ret in returns:
+        sid = int(str(ret["submission_id"]))
+        row = by_id.get(sid)
+        out.append(Rejection("returned", row.file_name if row else "", str(ret["at"]), str(ret["reason"]), sid))
+    out.sort(key=lambda x: (x.at, x.submission_id))
+    return out
+
+
 @dataclass
 class CountyStatus:
     county_code: str
@@ -37,6 +82,7 @@ class CountyStatus:
     rejected_files: int = 0                     # files that failed validation
     warnings: list[ProblemRow] = field(default_factory=list)  # of the version in force
     reason: str = ""                            # why rejected (last validation error or 退回 reason)
+    rejections: list[Rejection] = field(default_factory=list)   # every rejection for the period
 
     @property
     def label(self) -> str:
@@ -53,6 +99,7 @@ class CountyStatus:
             "versions": self.versions,
             "warnings": len(self.warnings),
             "reason": self.reason,
+            "rejections": [r.to_json() for r in self.rejections],
         }
 
 
@@ -102,18 +149,19 @@ def reporting_status(
     p = as_period(period)
     key = str(p)
     out = []
-    from .store.submissions import last_return
+    from .store.submissions import last_return, returns_of
 
     for county in registry.assessed_counties():
         rows = submissions_for(conn, key, county.code)
         current = next((r for r in rows if r.state == "current"), None)
         warnings = [w for w in problems_of(conn, current.id) if w.severity == "warning"] if current else []
-        out.append(
-            county_status(
-                rows, county.code, county.name, p, deadlines,
-                returned_at=last_return(conn, county.code, key), warnings=warnings,
-            )
+        status = county_status(
+            rows, county.code, county.name, p, deadlines,
+            returned_at=last_return(conn, county.code, key), warnings=warnings,
         )
+        errors = {r.id: problems_of(conn, r.id) for r in rows if r.verdict == "rejected"}
+        status.rejections = rejections(rows, returns_of(conn, county.code, key), errors)
+        out.append(status)
     return out
 
 

@@ -27,14 +27,18 @@ class UnitInput:
     state: str = "on_time"                       # on_time | late | missing | rejected
     days_late: int = 0
     warnings: int = 0
+    # every rejection of the unit's submissions for the period: kind, file, at, reason (SPEC §7)
+    rejections: list[dict[str, str]] = field(default_factory=list)
 
 
 def compute_deductions(
-    rules: Sequence[DeductionRule], state: str, days_late: int, warnings: int
+    rules: Sequence[DeductionRule], state: str, days_late: int, warnings: int,
+    rejections: Sequence[dict[str, str]] = (),
 ) -> list[Deduction]:
     """The deductions a unit incurs under the rulebook's [[deductions]] (each capped by its max)."""
     out = []
     for r in rules:
+        occurrences: list[dict[str, str]] = []
         if r.on == "late":
             if state != "late":
                 continue
@@ -48,6 +52,13 @@ def compute_deductions(
             count, each, how = (
                 float(warnings), r.points or 0.0, f"{DEDUCTION_LABELS['warning']}{warnings}条，每条扣{r.points:g}分"
             )
+        elif r.on == "rejected":
+            # once per rejection for the period, resubmitted or not (SPEC §7)
+            if not rejections:
+                continue
+            occurrences = [dict(x) for x in rejections]
+            n = len(rejections)
+            count, each, how = float(n), r.points or 0.0, f"错报/退回{n}次，每次扣{r.points:g}分"
         else:
             if state != r.on:
                 continue
@@ -56,7 +67,7 @@ def compute_deductions(
         if r.max is not None and amount > r.max:
             amount = r.max
             how += f"，以{r.max:g}分为限"
-        out.append(Deduction(on=r.on, count=count, points=amount, note=how))
+        out.append(Deduction(on=r.on, count=count, points=amount, note=how, occurrences=occurrences))
     return out
 
 
@@ -108,7 +119,8 @@ def assess(
     """Score, deduct, rank and settle every unit under one rulebook."""
     by_indicator = {r.code: _score_indicator(r, units, elapsed) for r in book.indicators}
     deductions = {
-        u.county_code: compute_deductions(book.deductions, u.state, u.days_late, u.warnings) for u in units
+        u.county_code: compute_deductions(book.deductions, u.state, u.days_late, u.warnings, u.rejections)
+        for u in units
     }
     totals = {
         u.county_code: math.fsum(by_indicator[r.code][u.county_code].points for r in book.indicators)

@@ -61,6 +61,7 @@ class Deduction:
     count: float                    # occurrences (or days late)
     points: float                   # points deducted (positive number), after the cap
     note: str = ""
+    occurrences: list[dict[str, str]] = field(default_factory=list)   # what was counted (rejections)
 
 
 @dataclass

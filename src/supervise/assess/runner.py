@@ -22,7 +22,7 @@ from .reads import PeriodReads
 from .rulebook import Rulebook, load_rulebooks
 
 # Part of every inputs hash: a change to how the engine computes invalidates stored results.
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"   # 2: rejected counts every rejection for the period (SPEC §7)
 
 
 class AssessError(SuperviseError, ValueError):
@@ -61,6 +61,8 @@ def prepare(
                 values=values[c.code] if has_data else None,
                 targets=registry.targets_for(c.code, period.year).as_dict(),
                 state=st.state, days_late=st.days_late, warnings=len(st.warnings),
+                rejections=[{"kind": r.kind, "file": r.file, "at": r.at, "reason": r.reason}
+                            for r in st.rejections],
             )
         )
     result = assess(book, str(period), str(dp), year_elapsed(dp), units)
@@ -78,6 +80,7 @@ def inputs_hash(book: Rulebook, period: str, units: list[UnitInput], raw: dict[s
             {
                 "county_code": u.county_code, "county_name": u.county_name, "targets": u.targets,
                 "state": u.state, "days_late": u.days_late, "warnings": u.warnings,
+                "rejections": u.rejections,
                 "has_values": u.values is not None,
                 "raw": raw.get(u.county_code, {}),
             }
@@ -184,7 +187,8 @@ def explain_unit(result: AssessmentResult, county_code: str) -> dict[str, Any]:
         "indicators": indicators,
         "points_total": sum(x["points"] for x in indicators),
         "deductions": [
-            {"on": d.on, "count": d.count, "points": d.points, "note": d.note} for d in u.deductions
+            {"on": d.on, "count": d.count, "points": d.points, "note": d.note, "occurrences": d.occurrences}
+            for d in u.deductions
         ],
         "deduction_total": u.deduction_points,
         "total": u.total, "score": u.score, "rank": u.rank, "n": len(result.units),

@@ -207,6 +207,19 @@ def last_return(conn: sqlite3.Connection, county_code: str, period: str) -> str 
     return row[0] if row else None
 
 
+def returns_of(conn: sqlite3.Connection, county_code: str, period: str) -> list[dict[str, Any]]:
+    """Every 退回 of this county's submissions for the period, oldest first: submission, time, reason."""
+    out = []
+    for sid, at, actor, detail in conn.execute(
+        "SELECT submission_id, at, actor, detail FROM audit WHERE action = 'reject' AND county_code = ? "
+        "AND period = ? ORDER BY at, id",
+        (county_code, period),
+    ):
+        reason = (json.loads(detail) if detail else {}).get("reason", "")
+        out.append({"submission_id": sid, "at": at, "actor": actor, "reason": reason})
+    return out
+
+
 # ----------------------------------------------------------------------------- writes (intake)
 
 
