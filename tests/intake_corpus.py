@@ -151,7 +151,9 @@ def convert(files: list[Path], formats: list[str], root: Path) -> dict[str, list
         outdir = root / fmt
         outdir.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [exe, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", fmt,
+            # CSV: comma, double quotes, UTF-8 (76), as "CSV UTF-8" in Excel
+            [exe, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to",
+             "csv:Text - txt - csv (StarCalc):44,34,76,1" if fmt == "csv" else fmt,
              "--outdir", str(outdir), *map(str, files)],
             check=True, capture_output=True, timeout=120, env={**os.environ, "HOME": str(profile)},
         )

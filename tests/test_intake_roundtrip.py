@@ -185,7 +185,7 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     m = filled(ws, HUANGHUA, MARCH, root / "src" / "monthly.xlsx", month)
     q = filled(ws, HUANGHUA, Q1, root / "src" / "quarterly.xlsx", quarter)
     bad = filled(ws, HUANGHUA, MARCH, root / "src" / "bad.xlsx", month, CZ02__revenue_ytd="约三千")
-    return {"month": month, "quarter": quarter, "files": convert([m, q, bad], ["xls", "ods"], root)}
+    return {"month": month, "quarter": quarter, "files": convert([m, q, bad], ["xls", "ods", "csv"], root)}
 
 
 @pytest.mark.libreoffice
@@ -200,6 +200,26 @@ def test_libreoffice_round_trip(converted: dict[str, Any], tmp_path: Path, fmt: 
     assert stored(ws, "2025Q1") == as_stored(converted["quarter"])
     p = report.files[2].problems[0]
     assert (p.code, p.where, p.cluster_code, p.indicator) == ("not_a_number", "填报表!I7 / CZ02 / revenue_ytd", "CZ02", "revenue_ytd")
+
+
+@pytest.mark.libreoffice
+def test_a_template_saved_as_csv_is_read_like_the_workbook(converted: dict[str, Any], tmp_path: Path) -> None:
+    """另存为 CSV (LibreOffice here; Excel on a Chinese Windows writes GB18030): the same values,
+    and a mistake located at the same cell as in the workbook."""
+    ws = init_workspace(tmp_path / "home")
+    m, q, bad = converted["files"]["csv"]
+    report = ingest_files(ws, [m, q, bad], county=HUANGHUA, now=NOW)
+    assert [(f.format, f.period, f.verdict) for f in report.files] == [
+        ("csv", "2025-03", "accepted"), ("csv", "2025Q1", "accepted"), ("csv", "2025-03", "rejected")]
+    assert stored(ws, "2025-03") == as_stored(converted["month"])
+    assert stored(ws, "2025Q1") == as_stored(converted["quarter"])
+    p = report.files[2].problems[0]
+    assert (p.code, p.where) == ("not_a_number", "CSV!I7 / CZ02 / revenue_ytd")
+    gb = tmp_path / "gb18030.csv"
+    gb.write_bytes(m.read_text(encoding="utf-8").encode("gb18030"))
+    [f] = ingest_files(ws, [gb], county=HUANGHUA, now=NOW).files
+    assert (f.verdict, f.values) == ("accepted", 4 * 15)
+    assert stored(ws, "2025-03") == as_stored(converted["month"])
 
 
 @pytest.mark.libreoffice

@@ -50,6 +50,7 @@ _META_KEYS = {
 _CODE_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _CLUSTER_LIKE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _HEADER_SCAN_ROWS = 60
+WIDE_CSV_SHEET = "CSV"   # the "sheet" of a template saved as CSV, in places: CSV!I7
 
 _CELL_RE = re.compile(rb"<c\b([^>/]*)>(.*?)</c>", re.DOTALL)
 _REF_RE = re.compile(rb'\br="([A-Z]{1,3})(\d+)"')
@@ -88,6 +89,7 @@ class ReadResult:
     duplicates: list[tuple[str, str, Cell]] = field(default_factory=list)  # CSV (cluster, code, cell)
     csv_conflicts: list[tuple[str, Cell]] = field(default_factory=list)    # CSV ("county_code"|"period", cell)
     formula_cells: dict[str, str] = field(default_factory=dict)  # ref -> formula text, no cached value
+    wide: bool = False                           # a template saved as CSV: places as in a sheet
 
 
 class FromSettings:
@@ -136,6 +138,9 @@ def sniff(data: bytes) -> str:
     first = data[:4096].removeprefix(b"\xef\xbb\xbf").split(b"\n", 1)[0].decode("ascii", "replace")
     cols = {c.strip().strip('"').lower() for c in first.split(",")}
     if {"county_code", "cluster_code", "indicator", "value"} <= cols:
+        return "csv"
+    # A filled template saved as CSV by Excel or WPS (另存为 CSV): its code row names cluster_code.
+    if re.search(rb"(^|\n)\"?cluster_code\"?,", data[:16384]):
         return "csv"
     return "unknown"
 
@@ -285,7 +290,7 @@ def read_submission(data: bytes, limits: Limits, known_codes: set[str]) -> ReadR
     if kind == "ole_encrypted":
         raise FileRejected("file_encrypted", "文件已加密（设有打开密码），请取消密码后重新保存再报送。")
     if kind == "csv":
-        return read_csv(data, limits)
+        return read_csv(data, limits, known_codes)
     if kind == "xls":
         return _read_workbook(data, "xls", limits, known_codes, {})
     if kind == "zip":
@@ -526,8 +531,10 @@ def _lines_of(text: str) -> Iterator[str]:
         pos = stop
 
 
-def read_csv(data: bytes, limits: Limits) -> ReadResult:
-    """The long CSV: county_code,period,cluster_code,indicator,value (utf-8, utf-8-sig or gb18030).
+def read_csv(data: bytes, limits: Limits, known_codes: set[str] | None = None) -> ReadResult:
+    """A CSV (utf-8, utf-8-sig or gb18030): the long layout county_code,period,cluster_code,
+    indicator,value, or a filled template saved as CSV (the wide layout, read like the workbook:
+    same metadata cells, code row and cluster rows, the same places in every message).
 
     Rows are read one at a time and counted: a file with more rows than the limit is refused
     when the limit is passed, before it costs a list of every row.
@@ -544,12 +551,22 @@ def read_csv(data: bytes, limits: Limits) -> ReadResult:
     if not lines:
         raise FileRejected("file_unreadable", "CSV 文件是空的。")
     head = [h.strip().lower() for h in lines[0]]
+    if not set(CSV_COLUMNS) <= set(head) and known_codes:
+        width = max(len(r) for r in lines)
+        if width > limits.max_columns:
+            raise FileRejected("file_too_large", f"CSV 文件有{width}列，超过上限{limits.max_columns}列。")
+        wide = _locate(lines, "csv", WIDE_CSV_SHEET, known_codes)
+        if wide is not None:
+            wide.wide = True
+            return wide
     if len(head) > limits.max_columns:
         raise FileRejected("file_too_large", f"CSV 文件有{len(head)}列，超过上限{limits.max_columns}列。")
     missing = [c for c in CSV_COLUMNS if c not in head]
     if missing:
         raise FileRejected(
-            "file_unreadable", f"CSV 文件缺少列：{', '.join(missing)}（第1行应为 {','.join(CSV_COLUMNS)}）。"
+            "file_unreadable",
+            f"CSV 文件缺少列：{', '.join(missing)}。接受两种 CSV：下发模板在 Excel/WPS 中“另存为 CSV”（保留第5行的指标代码行和A列的集群代码），"
+            f"或长表（第1行为 {','.join(CSV_COLUMNS)}）。也可以直接报送 .xlsx 模板。",
         )
     idx = {c: head.index(c) for c in CSV_COLUMNS}
     letters = {c: col_letter(idx[c] + 1) for c in CSV_COLUMNS}

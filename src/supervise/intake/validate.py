@@ -173,7 +173,7 @@ class _Validator:
         self.history = history
         self.received_at = received_at
         self.out = Validated()
-        self.csv = res.format == "csv"
+        self.csv = res.format == "csv" and not res.wide   # the long layout: places are lines
         self.sheet = res.sheet
         self.index = index if index is not None else RegistryIndex.of(registry)
         self.cluster_index = self.index.cluster_index
