@@ -21,12 +21,17 @@ class _LazyConsole:
     def __init__(self, **kwargs: Any) -> None:
         self._kwargs = kwargs
         self._console: Any = None
+        self._columns: str | None = None
 
     def __getattr__(self, name: str) -> Any:
-        if self._console is None:
+        # rich reads COLUMNS when a Console is made: a new width (another invocation in the same
+        # process, as in tests) gets a new Console.
+        columns = os.environ.get("COLUMNS")
+        if self._console is None or columns != self._columns:
             from rich.console import Console
 
             self._console = Console(**self._kwargs)
+            self._columns = columns
         return getattr(self._console, name)
 
 
