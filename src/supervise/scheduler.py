@@ -3,18 +3,19 @@
 One long-running process: it catches up, at start, what was missed while the server was down
 (`catch_up`, judged from the job_runs log), then fires each job on its cron expressions in
 Asia/Shanghai. Jobs never overlap (max_instances=1 and the per-job lock files), a burst of
-missed fires runs once (coalesce), and SIGTERM stops it after the running job finishes.
-Logs go to stderr, which systemd hands to journald.
+missed fires runs once (coalesce), and SIGTERM (or SIGINT) stops it after the running job
+finishes. Logs go to stderr, which systemd hands to journald.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import FrameType
+from types import FrameType, TracebackType
 from typing import Any
 
 from .errors import SuperviseError
@@ -208,16 +209,16 @@ def build_scheduler(
 ) -> Any:
     """An APScheduler scheduler with one job per schedule entry (not started).
 
-    `scheduler` defaults to a BlockingScheduler; `triggers` replaces entries' cron triggers
-    (tests use short intervals).
+    `scheduler` defaults to a BackgroundScheduler (its own thread: `serve` keeps the main thread
+    for the stop signals); `triggers` replaces entries' cron triggers (tests use short intervals).
     """
-    from apscheduler.schedulers.blocking import BlockingScheduler
+    from apscheduler.schedulers.background import BackgroundScheduler
 
     schedule = schedule or workspace_schedule(ws)
     grace = misfire_grace(ws)
     defaults = {"coalesce": True, "max_instances": 1, "misfire_grace_time": grace}
     if scheduler is None:
-        scheduler = BlockingScheduler(timezone=TZ, job_defaults=defaults)
+        scheduler = BackgroundScheduler(timezone=TZ, job_defaults=defaults)
     triggers = triggers or {}
     for entry in schedule:
         scheduler.add_job(
@@ -244,32 +245,89 @@ def build_scheduler(
     return scheduler
 
 
-def serve(ws: Workspace, *, clock: Callable[[], datetime] = real_now) -> None:
-    """Run the scheduler in the foreground until SIGTERM or SIGINT."""
-    conn = ws.connect()
-    try:
-        for stale in runs.recover_stale(conn, clock()):
-            log.warning("run %d was left running by a process that is gone; recorded as an error", stale)
-    finally:
-        conn.close()
-    scheduler = build_scheduler(ws, clock=clock)
+class StopSignals:
+    """SIGTERM and SIGINT as a byte on a socket, so the main thread waits for them in ordinary code.
 
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("%s received: stopping after the running job", signal.Signals(signum).name)
-        if scheduler.running:
+    A Python signal handler runs in the main thread between two bytecodes, possibly while that
+    thread holds a lock (APScheduler's, logging's, even the one inside `threading.Event.wait`):
+    a handler that shuts the scheduler down, logs or sets an Event the main thread waits on can
+    deadlock. Here the handler does nothing; the C-level handler writes the signal number to
+    the wakeup fd (`signal.set_wakeup_fd`) and `wait` reads it.
+    """
+
+    def __init__(self, signums: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT)) -> None:
+        self.signums = tuple(signums)
+        self._reader, self._writer = socket.socketpair()
+        self._writer.setblocking(False)  # set_wakeup_fd requires it: a signal never blocks
+        self._previous_fd = -1
+        self._previous: dict[signal.Signals, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        self._previous_fd = signal.set_wakeup_fd(self._writer.fileno(), warn_on_full_buffer=False)
+        for signum in self.signums:
+            self._previous[signum] = signal.signal(signum, _noted)
+        return self
+
+    def wait(self) -> signal.Signals:
+        """Block until one of the signals arrives (or has arrived since `__enter__`); which one."""
+        wanted = {int(s) for s in self.signums}
+        while True:
+            data = self._reader.recv(1)  # retried after each signal's (empty) handler, PEP 475
+            if data and data[0] in wanted:
+                return signal.Signals(data[0])
+
+    def __exit__(self, _type: type[BaseException] | None, _exc: BaseException | None,
+                 _tb: TracebackType | None) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        signal.set_wakeup_fd(self._previous_fd)
+        self._reader.close()
+        self._writer.close()
+
+
+def _noted(_signum: int, _frame: FrameType | None) -> None:
+    """Nothing to do: the signal number is already on the wakeup socket (see StopSignals)."""
+
+
+def serve(
+    ws: Workspace,
+    *,
+    clock: Callable[[], datetime] = real_now,
+    schedule: Schedule | None = None,
+    steps: tasks.Steps = tasks.DEFAULT_STEPS,
+    triggers: dict[str, Any] | None = None,
+) -> None:
+    """Run the scheduler until SIGTERM or SIGINT, then stop after the running job finishes.
+
+    The jobs run in APScheduler's threads; the main thread only waits for the signal and then
+    shuts the scheduler down, outside any signal handler. A second signal changes nothing (a job
+    that will not finish is ended by systemd's TimeoutStopSec). `schedule`, `steps` and
+    `triggers` are for tests, as in `build_scheduler`.
+    """
+    with StopSignals() as stop:  # from the start: a signal during start-up is not lost
+        conn = ws.connect()
+        try:
+            for stale in runs.recover_stale(conn, clock()):
+                log.warning("run %d was left running by a process that is gone; recorded as an error", stale)
+        finally:
+            conn.close()
+        scheduler = build_scheduler(ws, schedule=schedule, clock=clock, steps=steps, triggers=triggers)
+
+        def started(_event: Any) -> None:
+            for job in scheduler.get_jobs():
+                log.info("next %s at %s", job.id, job.next_run_time)
+            log.info("scheduler started for %s (Asia/Shanghai)", ws.home)
+
+        from apscheduler.events import EVENT_SCHEDULER_STARTED
+
+        scheduler.add_listener(started, EVENT_SCHEDULER_STARTED)
+        scheduler.start()
+        try:
+            received = stop.wait()
+            log.info("%s received: stopping after the running job", received.name)
+        finally:
+            # No fire can start after this (the scheduler's thread takes the same lock to submit
+            # one), so shutdown waits only for the job already running, which records its run.
+            scheduler.remove_all_jobs()
             scheduler.shutdown(wait=True)
-        else:
-            raise SystemExit(0)
-
-    def started(_event: Any) -> None:
-        for job in scheduler.get_jobs():
-            log.info("next %s at %s", job.id, job.next_run_time)
-        log.info("scheduler started for %s (Asia/Shanghai)", ws.home)
-
-    from apscheduler.events import EVENT_SCHEDULER_STARTED
-
-    scheduler.add_listener(started, EVENT_SCHEDULER_STARTED)
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    scheduler.start()
     log.info("scheduler stopped")
