@@ -53,3 +53,19 @@ def test_templates_leave_no_temporary_files(ws: Workspace) -> None:
     written = write_templates(ws, Month(2025, 3))
     folder = Path(written[0]["path"]).parent
     assert sorted(p.name for p in folder.iterdir()) == sorted(Path(t["path"]).name for t in written)
+
+
+def test_the_template_prints_on_a4_landscape_one_page_wide(ws: Workspace) -> None:
+    """A clerk prints the form to check it: every column on one page width, the header rows
+    (title, county, period, labels, codes) on every page, page numbers in the footer."""
+    [t] = write_templates(ws, Month(2025, 3), "130983")
+    wb = load_workbook(t["path"])
+    for name in ("填报表", "填报说明"):
+        sh = wb[name]
+        setup = sh.page_setup
+        assert (setup.paperSize, setup.orientation, setup.fitToWidth, setup.fitToHeight) == (9, "landscape", 1, 0), name
+        assert sh.sheet_properties.pageSetUpPr.fitToPage is True
+        assert "&P" in sh.oddFooter.center.text and "&N" in sh.oddFooter.center.text
+    data = wb["填报表"]
+    code_row = next(r for r in range(1, 10) if data.cell(r, 1).value == "cluster_code")
+    assert data.print_title_rows == f"$1:${code_row}"

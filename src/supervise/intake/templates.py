@@ -252,6 +252,8 @@ def build_template(
             sh.add_data_validation(dv)
 
     sh.freeze_panes = sh.cell(FIRST_DATA_ROW, 3)
+    _print_setup(sh, f"1:{FIRST_DATA_ROW - 1}", landscape=True)
+    sh.print_title_cols = "A:B"
     sh.protection.sheet = True
     sh.protection.formatColumns = False
     sh.protection.formatRows = False
@@ -264,6 +266,22 @@ def build_template(
     wb.properties.title = title_of(period)
     wb.properties.creator = "supervise"
     return wb
+
+
+def _print_setup(sh: Any, title_rows: str, *, landscape: bool) -> None:
+    """A4, every column on one page width (a clerk prints the form to check it or to have it
+    signed), the header rows on every page, page numbers in the footer."""
+    sh.page_setup.paperSize = sh.PAPERSIZE_A4
+    sh.page_setup.orientation = "landscape" if landscape else "portrait"
+    sh.page_setup.fitToWidth = 1
+    sh.page_setup.fitToHeight = 0
+    sh.sheet_properties.pageSetUpPr.fitToPage = True
+    sh.print_options.horizontalCentered = True
+    sh.page_margins.left = sh.page_margins.right = 0.4
+    sh.page_margins.top = sh.page_margins.bottom = 0.6
+    sh.print_title_rows = title_rows
+    sh.oddFooter.center.text = "第 &P 页，共 &N 页"
+    sh.evenFooter.center.text = "第 &P 页，共 &N 页"
 
 
 def _validation(ind: Indicator, max_text_chars: int) -> DataValidation:
@@ -311,7 +329,7 @@ def _write_help(
         "请只在“填报表”的白色单元格内填写；不要增删行列，不要修改集群代码、指标代码和表头信息。",
         "数字单元格只填数字（不要填“约”“左右”、单位或文字）；没有的填0，不要留空；金额单位为万元。",
         "累计指标填本年1月至报告期末的累计数，不得小于上月累计数（更正数据时请在报送时说明）。",
-        "可以用 Excel、WPS 或 LibreOffice 填写并保存为 .xlsx、.xls 或 .ods 格式；请勿加密文件或设置打开密码。",
+        "可以用 Excel、WPS 或 LibreOffice 填写并保存为 .xlsx、.xls 或 .ods 格式，也可以“另存为 CSV”报送；请勿加密文件或设置打开密码。",
     ]
     for i, text in enumerate(lines, start=1):
         c = _text_cell(sh, i, 1, text)
@@ -338,6 +356,7 @@ def _write_help(
                       "百分比填0到100之间的数。").alignment = Alignment(wrap_text=False)
     for letter, w in zip("ABCDEFG", (6, 30, 24, 8, 10, 34, 60), strict=True):
         sh.column_dimensions[letter].width = w
+    _print_setup(sh, f"{start}:{start}", landscape=True)
     sh.protection.sheet = True
 
 
