@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,12 @@ def test_an_absurd_magnitude_is_refused_and_cannot_break_the_run(ws: Workspace, 
     # 1万亿 (1e12) of a unit is the largest value accepted
     ok = _ingest(ws, filled(ws, HUANGHUA, MARCH, tmp_path / "ok.xlsx", CZ01__revenue_ytd=1e12), "2025-04-03 11:00")
     assert ok.verdict in ("accepted", "warning")
+    settings = ws.settings_path.read_text(encoding="utf-8")  # one county is enough to rank here
+    ws.settings_path.write_text(settings.replace("min_coverage = 0.5", "min_coverage = 0"), encoding="utf-8")
     result = CliRunner().invoke(cli, ["--home", str(ws.home), "run", "--month", "2025-03", "--no-deliver", "--json"])
     assert result.exit_code == 0, result.output
+    [a] = json.loads(result.stdout)["assessments"]
+    assert a["assessable"] and a["ranking"][0]["county_code"] == HUANGHUA
 
 
 def test_a_percentage_stored_as_a_fraction_is_flagged(ws: Workspace, tmp_path: Path) -> None:

@@ -38,6 +38,8 @@ class FakeResult:
     scores: dict[str, float]
     data: str = "monthly"
     data_period: str = ""
+    assessable: bool = True      # there was enough to rank on (assess.coverage)
+    reasons: tuple[str, ...] = ()
 
     @property
     def inputs_hash(self) -> str:

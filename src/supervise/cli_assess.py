@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .cli import cli, emit_json, json_option, period_options, workspace_required
+from .cli import cli, emit_json, json_option, now, period_options, workspace_required
 from .cli_text import safe_markup
+from .errors import SuperviseError
 from .periods import Period
 from .status import STATE_LABELS
 from .workspace import Workspace
@@ -69,18 +70,33 @@ def _reference(ind: dict[str, Any]) -> str:
 @cli.command("explain")
 @click.option("--county", "county_code", required=True, metavar="CODE", help="County code, e.g. 130983.")
 @click.option("--rulebook", "rulebook_id", metavar="ID", help="Only this rulebook (default: every rulebook for the period).")
+@click.option("--provisional", is_flag=True,
+              help="A preview before the period's deadline (refused otherwise): states as they stand now.")
 @json_option
 @period_options("month", "quarter", "year")
 @workspace_required
-def explain_command(ws: Workspace, county_code: str, rulebook_id: str | None, as_json: bool, period: Period) -> None:
-    """Show how a county's score was reached: inputs, value, method, points, deductions, rank."""
-    from .assess import explain
+def explain_command(ws: Workspace, county_code: str, rulebook_id: str | None, provisional: bool, as_json: bool,
+                    period: Period) -> None:
+    """Show how a county's score was reached: inputs, value, method, points, deductions, rank.
 
-    doc = explain(ws, county_code, period, rulebook_id)
+    A period whose deadline has not passed is refused unless --provisional (a preview, marked
+    预览); a rulebook with too little data or too few targets to rank on says why instead.
+    """
+    from .assess import explain
+    from .jobs.due import preview_mark, require_due
+
+    at = now()
+    before_deadline = require_due(ws.settings.deadlines, period, at, provisional=provisional, what="解释得分")
+    doc = explain(ws, county_code, period, rulebook_id, now=at, provisional=provisional)
+    if provisional:
+        reasons = [r for a in doc["assessments"] for r in a["reasons"]]
+        doc["preview"] = preview_mark(before_deadline=before_deadline, reasons=reasons)
     if as_json:
         emit_json(doc)
         return
     console = _console()
+    if provisional:
+        console.print(f"[bold red]{safe_markup(doc['preview'])}[/bold red]")
     names = {c.code: c.name for c in ws.registry.counties.values()}
     for a in doc["assessments"]:
         _print_assessment(console, a, names)
@@ -95,6 +111,13 @@ def _print_assessment(console: Console, a: dict[str, Any], names: dict[str, str]
         f"{safe_markup(a['period'])} {safe_markup(a['title'])}[/bold]"
         f"（规则 {safe_markup(a['rulebook'])} 版本 {safe_markup(a['version'])}）"
     )
+    if not a["assessable"]:
+        console.print(f"读取数据：{safe_markup(a['data_period'])}　报送情况：{state}")
+        console.print("本期不予排名，不进行奖惩结算：")
+        for reason in a["reasons"]:
+            console.print(f"  {safe_markup(reason)}", soft_wrap=True)
+        console.print("")
+        return
     console.print(f"读取数据：{safe_markup(a['data_period'])}　报送情况：{state}　"
                   f"数据质量警告：{safe_markup(a['warnings'])}条")
     table = Table(show_lines=False)
@@ -148,19 +171,42 @@ def _print_assessment(console: Console, a: dict[str, Any], names: dict[str, str]
     console.print("")
 
 
-@cli.command("rules")
+class _ChecksByDefault(click.Group):
+    """`supervise rules [FILES...]` is `supervise rules check [FILES...]`: what follows `rules`
+    goes to `check` unless it names a subcommand (or asks for help)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["check", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group("rules", cls=_ChecksByDefault)
+def rules_group() -> None:
+    """List and check the rulebooks (`supervise rules` is `supervise rules check`)."""
+
+
+@rules_group.command("check")
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@period_options("month", "quarter", "year", required=False)
 @json_option
 @workspace_required
-def rules_command(ws: Workspace, files: tuple[Path, ...], as_json: bool) -> None:
-    """List and check the rulebooks in rules/ (or check the given rulebook FILES), with their warnings."""
+def rules_command(ws: Workspace, files: tuple[Path, ...], period: Period | None, as_json: bool) -> None:
+    """List and check the rulebooks in rules/ (or the given rulebook FILES), with their warnings.
+
+    Each rulebook is also checked for what it needs to rank on: without a period, the annual
+    targets (reference/targets.csv) for the years of the periods due and open now, as warnings;
+    with --month/--quarter/--year, the data, targets and indicators a run of that period would
+    read now, failing (exit status 1) if a rulebook could not rank it.
+    """
     from .assess.rulebook import load_rulebook
-    from .assess.runner import workspace_rulebooks
+    from .assess.runner import rulebook_checks, workspace_rulebooks
 
     if files:
         books = [load_rulebook(f, ws.registry.indicators) for f in files]
     else:
         books = workspace_rulebooks(ws)
+    checks = rulebook_checks(ws, books, now(), period)
     docs: list[dict[str, Any]] = [
         {
             "id": b.id, "title": b.title, "version": b.version, "period": b.period, "data": b.data,
@@ -170,14 +216,32 @@ def rules_command(ws: Workspace, files: tuple[Path, ...], as_json: bool) -> None
             "settlement": b.settlement is not None and bool(b.settlement.rewards),
             "path": b.path,
             "warnings": list(b.warnings),
+            "checks": checks[b.id],
         }
         for b in books
     ]
+    unranked = [(d["id"], c) for d in docs for c in d["checks"] if not c["assessable"]]
+    failed = period is not None and bool(unranked)
     if as_json:
-        emit_json({"rulebooks": docs})
-        return
+        emit_json({"period": str(period) if period else None, "rulebooks": docs})
+    else:
+        _print_rules(docs, unranked)
+    if failed:
+        which = "、".join(dict.fromkeys(book for book, _ in unranked))
+        raise SuperviseError(
+            f"{period.label if period else ''}：考核规则 {which} 不具备考核条件，运行将失败（原因见上） / "
+            f"{which} cannot rank {period}: see the reasons above"
+        )
+
+
+def _print_rules(docs: list[dict[str, Any]], unranked: list[tuple[str, dict[str, Any]]]) -> None:
     warnings = [w for d in docs for w in d["warnings"]]
-    table = Table(title="考核规则（均已通过校验" + (f"，{len(warnings)}条警告）" if warnings else "）"))
+    if unranked:
+        books = len(dict.fromkeys(book for book, _ in unranked))
+        title = f"考核规则（格式均已通过校验；{books}个规则不具备考核条件" + (f"，{len(warnings)}条警告）" if warnings else "）")
+    else:
+        title = "考核规则（均已通过校验" + (f"，{len(warnings)}条警告）" if warnings else "）")
+    table = Table(title=title)
     for col in ("规则", "名称", "版本", "考核周期", "数据", "指标数", "总权重", "奖惩结算", "文件"):
         table.add_column(col)
     for d in docs:
@@ -190,3 +254,7 @@ def rules_command(ws: Workspace, files: tuple[Path, ...], as_json: bool) -> None
     console.print(table)
     for w in warnings:   # doubts, not refusals: the rulebooks are used as they are
         console.print(f"警告 / warning: {safe_markup(w)}", soft_wrap=True)
+    for book, c in unranked:
+        for reason in c["reasons"]:
+            console.print(f"不具备考核条件 / cannot rank {safe_markup(c['period'])}: {safe_markup(book)}: "
+                          f"{safe_markup(reason)}", soft_wrap=True)

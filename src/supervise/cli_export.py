@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .cli import cli, emit_json, json_option, period_options, workspace_required
+from .cli import cli, emit_json, json_option, now, period_options, workspace_required
 from .cli_text import safe_text
 from .workspace import Workspace
 
@@ -23,7 +23,7 @@ def export(ws: Workspace, period, out: Path | None, fmt: str | None, as_json: bo
     """Export every county's values in force for a period: a row per cluster, a column per indicator."""
     from .export import export_period
 
-    path = export_period(ws, period, out, fmt)
+    path = export_period(ws, period, out, fmt, now())
     if as_json:
         emit_json({"period": str(period), "path": str(path)})
     else:

@@ -181,12 +181,15 @@ def _print_report(report: Any) -> None:
 @json_option
 @workspace_required
 def status(ws: Workspace, period: Period, as_json: bool) -> None:
-    """Who reported on time, late (迟报), not at all (漏报), or was sent back (退回)."""
+    """Who reported on time, late (迟报), not at all (漏报), or was sent back (退回).
+
+    Before the period's deadline a county that has sent nothing is shown as 未到截止 (not_due),
+    not 漏报: the period is still open, and the board is what staff watch while it is."""
     from .status import status_report
 
     conn = ws.connect()
     try:
-        doc = status_report(conn, ws.registry, period, ws.settings.deadlines)
+        doc = status_report(conn, ws.registry, period, ws.settings.deadlines, now())
     finally:
         conn.close()
     if as_json:
@@ -199,13 +202,18 @@ def status(ws: Workspace, period: Period, as_json: bool) -> None:
 
     counties: list[dict[str, Any]] = doc["counties"]  # type: ignore[assignment]
     for c in counties:
-        note = c["reason"] or (f"{c['warnings']} 条提示 warnings" if c["warnings"] else "")
+        if c.get("returned_at"):
+            note = f"退回原因 reason: {c['reason']}（{c['returned_at'][:16].replace('T', ' ')} 退回）"
+        else:
+            note = c["reason"] or (f"{c['warnings']} 条提示 warnings" if c["warnings"] else "")
         table.add_row(safe_markup(c["county_code"]), safe_markup(c["county_name"]),
                       f"{STATE_LABELS[c['state']]} {c['state']}",
                       safe_markup((c["received_at"] or "")[:16].replace("T", " ")), str(c["days_late"] or ""),
                       safe_markup(note))
     _out.print(table)
     _out.print(f"报送率 completeness {doc['completeness']}%，及时率 timeliness {doc['timeliness']}%")
+    if "note" in doc:
+        _out.print(safe_markup(f"{doc['note']} / not yet due: counties that have not reported are not_due, not missing"))
 
 
 @cli.command()
@@ -244,17 +252,43 @@ def history(ws: Workspace, county: str, period: Period, as_json: bool) -> None:
 @cli.command()
 @click.option("--county", metavar="CODE", required=True, help="County (6-digit code).")
 @period_options("month", "quarter")
-@click.option("--reason", required=True, help="Why the data are sent back (shown to the county).")
+@click.option("--reason", required=True, help="Why the data are sent back (mailed to the county's contacts).")
 @click.option("--actor", default=None, help="Who sends it back (default: the login name).")
 @json_option
 @workspace_required
 def reject(ws: Workspace, county: str, period: Period, reason: str, actor: str | None, as_json: bool) -> None:
-    """退回: send a county's accepted submission back; it counts as rejected until resubmitted."""
+    """退回: send a county's accepted submission back; it counts as rejected until resubmitted.
+
+    The county's contacts (the email column of reference/counties.csv) are mailed the reason
+    and what to do; a mail the server does not take waits in the outbox for the next collect.
+    """
     from .intake.ingest import reject_submission
 
     who = actor or os.environ.get("USER") or "staff"
     doc = reject_submission(ws, county, period, reason, actor=who, now=now())
+    notice = doc["notice"]
     if as_json:
         emit_json(doc)
+    else:
+        click.echo(safe_text(f"已退回 returned: {county} {period} (#{doc['submission_id']})：{reason}"))
+        _echo_notice(notice)
+    if notice["error"]:
+        raise click.ClickException(
+            f"已退回，但退回通知未能放入发件箱，请另行通知该县 / returned, but the notice could not be "
+            f"queued; tell the county by other means: {notice['error']}")
+
+
+def _echo_notice(notice: dict[str, Any]) -> None:
+    """Where the 退回通知 went: sent, waiting in the outbox, or nobody to mail."""
+    if notice["no_address"]:
+        click.echo("  退回通知未发送：reference/counties.csv 中该县没有 email / no e-mail for this county; "
+                   "tell it by other means")
         return
-    click.echo(safe_text(f"已退回 returned: {county} {period} (#{doc['submission_id']})：{reason}"))
+    for d in notice["deliveries"]:
+        if d["state"] == "sent":
+            click.echo(safe_text(f"  退回通知已发送 notice sent: {d['recipient']}"))
+        elif d["state"] == "failed":
+            click.echo(safe_text(f"  退回通知未能发出，已留在 outbox 待下次 collect 重发 / notice kept in the "
+                                 f"outbox for the next collect: {d['recipient']} ({d['error']})"))
+        else:
+            click.echo(safe_text(f"  退回通知 notice {d['state']}: {d['recipient']}"))

@@ -64,22 +64,29 @@ def _job(call: Callable[[], R], as_json: bool) -> R | None:
               help="Without a period: the month, quarter or year due now (default: month).")
 @click.option("--no-deliver", is_flag=True, help="Write the bulletins but mail nothing.")
 @click.option("--resend", is_flag=True, help="Mail the bulletin again even if it was already sent.")
+@click.option("--provisional", is_flag=True,
+              help="A preview: allowed before the deadline and without enough data to rank; marked "
+                   "预览 on every page, written beside the bulletin, never stored or mailed.")
 @json_option
 @workspace_required
 def run(ws: Workspace, period: Period | None, due: Kind | None, no_deliver: bool, resend: bool,
-        as_json: bool) -> None:
+        provisional: bool, as_json: bool) -> None:
     """Run the period job: collect the inbox, assess, write the bulletins, mail them.
 
     Without --month/--quarter/--year it runs the period whose deadline passed last. Running a
     period again with the same data changes nothing and mails nothing; changed results are
-    mailed again as a correction.
+    mailed again as a correction. A period whose deadline has not passed is refused, and one
+    with too little data or too few targets to rank on fails, unless --provisional.
     """
     from .jobs import run_due, run_period
 
     if period is not None and due is not None:
         raise click.UsageError("give a period or --due, not both")
+    if provisional and period is None:
+        raise click.UsageError("--provisional previews a period: give --month, --quarter or --year")
     result = _job(
-        lambda: run_period(ws, period, now=now(), deliver=not no_deliver, resend=resend, clock=now)
+        lambda: run_period(ws, period, now=now(), deliver=not no_deliver, resend=resend,
+                           provisional=provisional, clock=now)
         if period is not None
         else run_due(ws, due or "month", now=now(), deliver=not no_deliver, resend=resend, clock=now),
         as_json,
@@ -87,15 +94,25 @@ def run(ws: Workspace, period: Period | None, due: Kind | None, no_deliver: bool
     if result is None:
         return
     click.echo(safe_text(f"{result.period}: {len(result.results)} assessment(s)"))
+    if result.provisional:
+        click.echo(safe_text(f"  {result.preview}"))
     for r in result.results:
-        click.echo(safe_text(f"  {r.rulebook} {r.version}: {len(getattr(r, 'units', []))} counties ranked"))
+        if getattr(r, "assessable", True):
+            click.echo(safe_text(f"  {r.rulebook} {r.version}: {len(getattr(r, 'units', []))} counties ranked"))
+        else:
+            click.echo(safe_text(f"  {r.rulebook} {r.version}: 不予排名 / not ranked: {'；'.join(r.reasons)}"))
     for key, path in result.output_paths().items():
         if path:
             click.echo(safe_text(f"  {key}: {path}"))
-    _echo_deliveries(result.deliveries, result.delivered)
+    _echo_deliveries(result.deliveries, result.delivered, result.provisional)
 
 
-def _echo_deliveries(deliveries: list[Any], delivered: bool = True) -> None:
+def _echo_deliveries(deliveries: list[Any], delivered: bool = True, provisional: bool = False) -> None:
+    if provisional:
+        from .jobs.tasks import PREVIEW_NOT_MAILED
+
+        click.echo(f"  mail: {PREVIEW_NOT_MAILED}")
+        return
     if not delivered:
         click.echo("  mail: not delivered (--no-deliver)")
         return

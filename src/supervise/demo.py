@@ -6,6 +6,7 @@ Spring Festival), year-on-year growth around 8 %, enterprise counts that grow th
 year, and quarterly innovation figures that add up to roughly the plan's 2025 goals.
 Some counties are late, one misses a month, one sends a file that is rejected and then
 resubmits, one slips 元 for 万元 (a data-quality warning): the bulletins have something to say.
+Years assessed before the shipped targets (2024) get demo targets (`add_targets`).
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .periods import TZ, Deadlines, Month, Quarter, Year
-from .registry import Cluster, Registry
+from .registry import TARGET_NAMES, Cluster, Registry
+
+if TYPE_CHECKING:
+    from .workspace import Workspace
 
 # Share of a year's revenue earned in each month (Spring Festival dip in February).
 SEASON = [0.075, 0.055, 0.085, 0.085, 0.087, 0.088, 0.082, 0.083, 0.088, 0.087, 0.09, 0.095]
@@ -155,6 +160,34 @@ def _quarterly_row(prof: dict[str, ClusterProfile], quarter: Quarter, cluster: C
     return quarterly_values(cluster, prof[cluster.code], quarter)
 
 
+def add_targets(ws: Workspace, years: list[int]) -> list[int]:
+    """Give each assessed year without annual targets some (reference/targets.csv): 90 % of the
+    nearest later year's, rounded, as a bureau that raises its targets each year would have set.
+    A real workspace's targets come from the bureau; the demo's years before the shipped ones
+    would otherwise be refused as not assessable. Returns the years added."""
+    import csv
+
+    path = ws.reference_dir / "targets.csv"
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    have = sorted({int(r["year"]) for r in rows})
+    added = []
+    for year in sorted(set(years) - set(have)):
+        later = [y for y in have if y > year]
+        if not later:
+            continue
+        base = [r for r in rows if int(r["year"]) == later[0]]
+        rows += [{**r, "year": str(year), **{k: str(round(0.9 * float(r[k]))) for k in TARGET_NAMES if r[k]}}
+                 for r in base]
+        added.append(year)
+    if added:
+        with path.open("w", encoding="utf-8", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    return added
+
+
 def build_demo(
     home: Path,
     *,
@@ -168,9 +201,12 @@ def build_demo(
     from .intake.ingest import ingest_files
     from .intake.templates import fill_template, write_templates
     from .jobs import run_period
-    from .workspace import init_workspace
+    from .workspace import Workspace, init_workspace
 
     ws = init_workspace(home)
+    periods: list[Month | Quarter | Year] = [*months, *quarters, *years]
+    if add_targets(ws, sorted({p.year for p in periods})):
+        ws = Workspace(ws.home)  # the registry again, with the targets just written
     reg = ws.registry
     deadlines = ws.settings.deadlines
     prof = profiles(reg)
@@ -209,7 +245,6 @@ def build_demo(
         send(quarter, functools.partial(_quarterly_row, prof, quarter))
         echo(f"{quarter}: submissions ingested")
 
-    periods: list[Month | Quarter | Year] = [*months, *quarters, *years]
     for period in periods:
         run_period(ws, period, now=now, deliver=False)
         runs.append({"period": str(period)})

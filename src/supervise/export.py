@@ -11,11 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import math
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from .periods import Month, Quarter
-from .status import STATE_LABELS, reporting_status
+from .status import STATE_LABELS, as_of, reporting_status
 from .store.submissions import current_value_rows
 from .workspace import Workspace, atomic_write
 
@@ -26,15 +27,21 @@ ID_LABELS = ["县（市）代码", "县（市）", "集群代码", "集群名称
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def period_table(ws: Workspace, period: Month | Quarter) -> tuple[list[str], list[str], list[list[Any]]]:
-    """(codes, Chinese headers, rows) of the wide table for a period, registry order."""
+def period_table(
+    ws: Workspace, period: Month | Quarter, now: datetime | None = None
+) -> tuple[list[str], list[str], list[list[Any]]]:
+    """(codes, Chinese headers, rows) of the wide table for a period, registry order.
+
+    With `now`, a county that has sent nothing before the deadline is 未到截止, not 漏报."""
     import pandas as pd
 
     reg = ws.registry
     indicators = reg.indicators_of(period.dataset)
+    deadlines = ws.settings.deadlines
     conn = ws.connect()
     try:
-        statuses = {s.county_code: s for s in reporting_status(conn, reg, period, ws.settings.deadlines)}
+        found = reporting_status(conn, reg, period, deadlines)
+        statuses = {s.county_code: s for s in (as_of(found, period, deadlines, now) if now else found)}
         long = pd.DataFrame(
             current_value_rows(conn, str(period)),
             columns=["county_code", "cluster_code", "indicator", "value", "text", "submission_id", "file_sha256"],
@@ -73,7 +80,10 @@ def period_table(ws: Workspace, period: Month | Quarter) -> tuple[list[str], lis
     return codes, headers, rows
 
 
-def export_period(ws: Workspace, period: Month | Quarter, out: Path | None = None, fmt: str | None = None) -> Path:
+def export_period(
+    ws: Workspace, period: Month | Quarter, out: Path | None = None, fmt: str | None = None,
+    now: datetime | None = None,
+) -> Path:
     """Write the wide table as .xlsx (default) or .csv (UTF-8 with BOM, opens in Excel); atomic."""
     fmt = fmt or (out.suffix.lstrip(".").lower() if out else "xlsx")
     if fmt not in ("xlsx", "csv"):
@@ -82,7 +92,7 @@ def export_period(ws: Workspace, period: Month | Quarter, out: Path | None = Non
         raise SuperviseError(f"unknown export format {fmt!r}: use xlsx or csv")
     out = out or ws.report_dir(period) / f"data-{period}.{fmt}"
     out.parent.mkdir(parents=True, exist_ok=True)
-    codes, headers, rows = period_table(ws, period)
+    codes, headers, rows = period_table(ws, period, now)
     atomic_write(out, _csv(codes, headers, rows) if fmt == "csv" else _xlsx(period, codes, headers, rows))
     return out
 

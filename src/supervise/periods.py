@@ -217,6 +217,24 @@ class Deadlines:
         """The instant the period's data are due: the end (24:00) of the due day, Asia/Shanghai."""
         return datetime.combine(self.due_day(period) + timedelta(days=1), time(0), tzinfo=TZ)
 
+    def deadline_text(self, period: Period) -> str:
+        """2025年4月5日24时: the deadline as notices and refusals write it."""
+        return f"{chinese_date(self.due_day(period))}24时"
+
+    def is_due(self, period: Period, now: datetime) -> bool:
+        """Whether the period's deadline has passed at `now`: before it nobody is 漏报 yet, so
+        the period can be previewed but not assessed."""
+        return _aware(now) >= self.deadline(period)
+
+    def last_due(self, period: Period) -> Period:
+        """Of the submissions a run of `period` reads (a quarter: its update and its last month;
+        a year: Q4 and December), the one due last: the run waits for its deadline."""
+        if isinstance(period, Month):
+            return period
+        reads: list[Period] = [period, period.last_month()] if isinstance(period, Quarter) else [
+            period.q4(), period.december()]
+        return max(reads, key=self.deadline)
+
     def is_late(self, period: Period, received_at: datetime) -> bool:
         return _aware(received_at) >= self.deadline(period)
 
@@ -226,7 +244,8 @@ class Deadlines:
         return max(0, (received_day - self.due_day(period)).days)
 
     def due_now(self, kind: Kind, now: datetime) -> Period:
-        """The most recent period of `kind` whose deadline has passed at `now`."""
+        """The most recent period of `kind` whose run is due at `now`: everything it reads is
+        past its deadline (`last_due`), never a period counties may still be reporting."""
         local = _aware(now).astimezone(TZ)
         if kind == "month":
             m = Month(local.year, local.month).previous()
@@ -235,11 +254,11 @@ class Deadlines:
             return m
         if kind == "quarter":
             q = Month(local.year, local.month).quarter().previous()
-            while self.deadline(q) > local:
+            while self.deadline(self.last_due(q)) > local:
                 q = q.previous()
             return q
         y = Year(local.year - 1)
-        while self.deadline(y) > local:
+        while self.deadline(self.last_due(y)) > local:
             y = y.previous()
         return y
 

@@ -4,7 +4,9 @@
 - late (迟报): accepted, but received after it; days late = calendar days after the due day;
 - missing (漏报): nothing accepted;
 - rejected (退回): received but failed validation, or accepted and then sent back by staff,
-  and not yet resubmitted successfully.
+  and not yet resubmitted successfully;
+- not_due (未到截止): shown instead of missing while the deadline is still ahead (`as_of`):
+  nobody is 漏报 before the period can be assessed.
 
 Timeliness is judged on the first accepted version since the last 退回: a correction sent after
 the deadline does not make an on-time county late, but a resubmission after staff sent the data
@@ -14,15 +16,15 @@ back is judged by its own receipt time.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from .periods import Deadlines, Period, as_period
 from .registry import Registry
-from .store.submissions import ProblemRow, SubmissionRow, problems_of, submissions_for
+from .store.submissions import ProblemRow, ReturnRow, SubmissionRow, problems_of, submissions_for
 
-STATES = ("on_time", "late", "missing", "rejected")
-STATE_LABELS = {"on_time": "按时报送", "late": "迟报", "missing": "漏报", "rejected": "退回"}
+STATES = ("on_time", "late", "missing", "rejected", "not_due")
+STATE_LABELS = {"on_time": "按时报送", "late": "迟报", "missing": "漏报", "rejected": "退回", "not_due": "未到截止"}
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ def rejections(rows: list[SubmissionRow], returns: list[dict[str, object]],
 class CountyStatus:
     county_code: str
     county_name: str
-    state: str                                  # on_time | late | missing | rejected
+    state: str                                  # on_time | late | missing | rejected | not_due
     received_at: datetime | None                # receipt that decided the state
     days_late: int = 0
     submission_id: int | None = None            # the version in force (accepted), if any
@@ -83,6 +85,7 @@ class CountyStatus:
     warnings: list[ProblemRow] = field(default_factory=list)  # of the version in force
     reason: str = ""                            # why rejected (last validation error or 退回 reason)
     rejections: list[Rejection] = field(default_factory=list)   # every rejection for the period
+    returned: ReturnRow | None = None           # the 退回 this state stands for (reason, file, when)
 
     @property
     def label(self) -> str:
@@ -99,6 +102,7 @@ class CountyStatus:
             "versions": self.versions,
             "warnings": len(self.warnings),
             "reason": self.reason,
+            "returned_at": self.returned.at if self.returned else None,
             "rejections": [r.to_json() for r in self.rejections],
         }
 
@@ -111,18 +115,26 @@ def county_status(
     deadlines: Deadlines,
     returned_at: str | None = None,
     warnings: list[ProblemRow] | None = None,
+    last_returned: ReturnRow | None = None,
 ) -> CountyStatus:
-    """Pure: decide one county's state from its submissions for the period (oldest first)."""
+    """Pure: decide one county's state from its submissions for the period (oldest first).
+
+    A county whose data staff sent back carries that 退回 (`last_returned`) and its reason.
+    """
     accepted = [r for r in rows if r.verdict in ("accepted", "warning")]
     rejected = [r for r in rows if r.verdict == "rejected"]
     current = next((r for r in accepted if r.state == "current"), None)
     if current is None:
         if rejected or any(r.state == "returned" for r in accepted):
             last = max(rows, key=lambda r: (r.received_at, r.id))
+            back = last_returned if last.state == "returned" else None
+            if last.state == "returned":
+                reason = (back.reason if back else "") or "已退回，待重新报送"
+            else:
+                reason = "数据校验未通过，待重新报送"
             return CountyStatus(
                 county_code, county_name, "rejected", datetime.fromisoformat(last.received_at),
-                versions=len(accepted), rejected_files=len(rejected),
-                reason="已退回，待重新报送" if last.state == "returned" else "数据校验未通过，待重新报送",
+                versions=len(accepted), rejected_files=len(rejected), reason=reason, returned=back,
             )
         return CountyStatus(county_code, county_name, "missing", None)
     window = [r for r in accepted if returned_at is None or r.ingested_at > returned_at]
@@ -149,7 +161,7 @@ def reporting_status(
     p = as_period(period)
     key = str(p)
     out = []
-    from .store.submissions import last_return, returns_of
+    from .store.submissions import last_return, last_return_row, returns_of
 
     for county in registry.assessed_counties():
         rows = submissions_for(conn, key, county.code)
@@ -158,6 +170,7 @@ def reporting_status(
         status = county_status(
             rows, county.code, county.name, p, deadlines,
             returned_at=last_return(conn, county.code, key), warnings=warnings,
+            last_returned=last_return_row(conn, county.code, key) if current is None else None,
         )
         errors = {r.id: problems_of(conn, r.id) for r in rows if r.verdict == "rejected"}
         status.rejections = rejections(rows, returns_of(conn, county.code, key), errors)
@@ -174,11 +187,16 @@ def rates(statuses: list[CountyStatus]) -> dict[str, float]:
 
 
 def status_report(
-    conn: sqlite3.Connection, registry: Registry, period: Period | str, deadlines: Deadlines
+    conn: sqlite3.Connection, registry: Registry, period: Period | str, deadlines: Deadlines,
+    now: datetime | None = None,
 ) -> dict[str, object]:
-    """The `supervise status --json` document (SPEC §10): every county, completeness, timeliness."""
+    """The `supervise status --json` document (SPEC §10): every county, completeness, timeliness.
+
+    With `now`, a period whose deadline is still ahead shows 未到截止 instead of 漏报 (`as_of`)."""
     p = as_period(period)
     statuses = reporting_status(conn, registry, p, deadlines)
+    if now is not None:
+        statuses = as_of(statuses, p, deadlines, now)
     doc: dict[str, object] = {
         "period": str(p),
         "due": deadlines.due_day(p).isoformat(),
@@ -187,4 +205,32 @@ def status_report(
     }
     doc.update(rates(statuses))
     doc["counts"] = {state: sum(1 for s in statuses if s.state == state) for state in STATES}
+    if now is not None:
+        doc.update(deadline_note(p, deadlines, now))
     return doc
+
+
+# ------------------------------------------------------------------ before the deadline
+
+
+def as_of(
+    statuses: list[CountyStatus], period: Period, deadlines: Deadlines, now: datetime
+) -> list[CountyStatus]:
+    """The states as they stand at `now` (pure): before the deadline a county that has sent
+    nothing is not_due (未到截止), not missing (漏报), and incurs no 漏报 deduction in a preview."""
+    if deadlines.is_due(period, now):
+        return statuses
+    return [replace(s, state="not_due") if s.state == "missing" else s for s in statuses]
+
+
+def deadline_note(period: Period, deadlines: Deadlines, now: datetime) -> dict[str, object]:
+    """`deadline_passed`, and while it has not, a note saying why nobody is 漏报 yet (pure)."""
+    if deadlines.is_due(period, now):
+        return {"deadline_passed": True}
+    return {
+        "deadline_passed": False,
+        "note": (
+            f"{period.label}的报送截止时间为{deadlines.deadline_text(period)}，尚未到期："
+            "尚未报送的县（市）显示为“未到截止”，不计漏报"
+        ),
+    }

@@ -105,6 +105,13 @@ class ReminderDays:
 
 
 @dataclass(frozen=True)
+class AssessmentSettings:
+    """[assessment]: how much of what a rulebook needs must be there before a period is ranked."""
+
+    min_coverage: float
+
+
+@dataclass(frozen=True)
 class JobSettings:
     """[jobs]: how long a job waits for a lock; how late a scheduled job may still start."""
 
@@ -116,7 +123,7 @@ class JobSettings:
 class Settings:
     """Settings from supervise.toml, each section a dict, defaults filled in.
 
-    The typed accessors (bureau, smtp, delivery, reminder_days, jobs) read keys that
+    The typed accessors (bureau, smtp, delivery, reminder_days, assessment, jobs) read keys that
     `load_settings` always fills from data/supervise.toml: no default is repeated here.
     """
 
@@ -175,6 +182,10 @@ class Settings:
         return ReminderDays.of(self.section("deadlines"))
 
     @property
+    def assessment(self) -> AssessmentSettings:
+        return AssessmentSettings(min_coverage=float(self.section("assessment")["min_coverage"]))
+
+    @property
     def jobs(self) -> JobSettings:
         j = self.section("jobs")
         return JobSettings(lock_wait=float(j["lock_wait_seconds"]), misfire_grace=int(j["misfire_grace_seconds"]))
@@ -214,7 +225,18 @@ def load_settings(path: Path) -> Settings:
                 )
             merged[section][key] = value
     _check_addresses(path, merged["delivery"])
+    _check_coverage(path, merged["assessment"])
     return Settings(merged)
+
+
+def _check_coverage(path: Path, assessment: dict[str, Any]) -> None:
+    """[assessment] min_coverage is a share: refused here, not in the middle of a run."""
+    share = assessment["min_coverage"]
+    if not 0 <= share <= 1:
+        raise WorkspaceError(
+            f"{path}: [assessment] min_coverage must be a share from 0 to 1 (0.5 = half of the "
+            f"counties), not {share!r}"
+        )
 
 
 def _check_addresses(path: Path, delivery: dict[str, Any]) -> None:

@@ -1,6 +1,6 @@
 """The assessment engine: rulebooks (TOML) → scores, ranks, deductions and the settlement ledger.
 
-The pure core (expr, scoring, ranking, settlement, engine) takes plain data; runner.py reads the
+The pure core (expr, scoring, ranking, settlement, coverage, engine) takes plain data; runner.py reads the
 workspace and stores results. `run_assessments` is the entry point for `supervise run`.
 """
 

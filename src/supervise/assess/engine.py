@@ -6,7 +6,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .model import AssessmentResult, Deduction, IndicatorScore, UnitResult
+from ..periods import dataset_title, parse_period
+from .coverage import Verdict, check, env_of
+from .model import AssessmentResult, Deduction, IndicatorScore, RewardTally, Settlement, UnitResult
 from .ranking import rank_units
 from .rulebook import DeductionRule, IndicatorRule, Rulebook
 from .scoring import score
@@ -72,10 +74,7 @@ def compute_deductions(
 
 
 def _env(unit: UnitInput, elapsed: float) -> dict[str, float | None]:
-    env: dict[str, float | None] = dict(unit.values or {})
-    env.update({f"targets.{k}": v for k, v in unit.targets.items()})
-    env["year_elapsed"] = elapsed
-    return env
+    return env_of(unit.values, unit.targets, elapsed)
 
 
 def _score_indicator(
@@ -113,10 +112,30 @@ def _score_indicator(
     return out
 
 
+def verdict(
+    book: Rulebook, period: str, data_period: str, elapsed: float, units: Sequence[UnitInput],
+    min_coverage: float = 0.0,
+) -> Verdict:
+    """Whether these units can be ranked under the rulebook (assess.coverage), with reasons."""
+    dp = parse_period(data_period)
+    return check(
+        book, units, data_label=f"{dp.label}{dataset_title(dp)}", year=parse_period(period).year,
+        elapsed=elapsed, min_coverage=min_coverage,
+    )
+
+
 def assess(
-    book: Rulebook, period: str, data_period: str, elapsed: float, units: Sequence[UnitInput]
+    book: Rulebook, period: str, data_period: str, elapsed: float, units: Sequence[UnitInput],
+    *, min_coverage: float = 0.0,
 ) -> AssessmentResult:
-    """Score, deduct, rank and settle every unit under one rulebook."""
+    """Score, deduct, rank and settle every unit under one rulebook, if there is enough to rank
+    on (`verdict`); otherwise a result with no ranking that says what is missing.
+
+    `min_coverage` is the share of units that must have data, targets and computable values;
+    with none at all nothing is ranked whatever it says."""
+    found = verdict(book, period, data_period, elapsed, units, min_coverage)
+    if not found.assessable:
+        return _header(book, period, data_period, [], None, [], (None, None), found)
     by_indicator = {r.code: _score_indicator(r, units, elapsed) for r in book.indicators}
     deductions = {
         u.county_code: compute_deductions(book.deductions, u.state, u.days_late, u.warnings, u.rejections)
@@ -166,14 +185,23 @@ def assess(
             )
         )
     results.sort(key=lambda r: (r.rank, r.county_code))
+    return _header(book, period, data_period, results, settlement, tally, rates, found)
+
+
+def _header(
+    book: Rulebook, period: str, data_period: str, units: list[UnitResult], settlement: Settlement | None,
+    tally: list[RewardTally], rates: tuple[float | None, float | None], found: Verdict,
+) -> AssessmentResult:
+    """The result around its units: what the rulebook says, and the verdict on coverage."""
     return AssessmentResult(
         rulebook=book.id, title=book.title, version=book.version, period=period,
         period_kind=book.period, data=book.data,
         indicators=[r.describe() for r in book.indicators],
-        units=results, settlement=settlement, rewards_tally=tally, data_period=data_period,
+        units=units, settlement=settlement, rewards_tally=tally, data_period=data_period,
         deductions=[
             {k: v for k, v in vars(d).items() if v not in (None, "")} for d in book.deductions
         ],
         ranking={"precision": book.ranking.precision, "tie_break": list(book.ranking.tie_break)},
         reward_new=rates[0], reward_upgraded=rates[1],
+        assessable=found.assessable, reasons=list(found.reasons), coverage=dict(found.detail),
     )

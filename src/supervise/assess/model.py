@@ -136,6 +136,11 @@ class AssessmentResult:
     ranking: dict[str, Any] = field(default_factory=dict)           # precision, tie_break
     reward_new: float | None = None      # 万元 per 新建入统 enterprise in rewards_tally (None: no tally)
     reward_upgraded: float | None = None # 万元 per 小升规 enterprise
+    # Whether there was enough to rank on (assess.coverage): when not, `units` is empty, there is
+    # no settlement or tally, and `reasons` says what was missing (Chinese, one sentence each).
+    assessable: bool = True
+    reasons: list[str] = field(default_factory=list)
+    coverage: dict[str, Any] = field(default_factory=dict)   # counts: units, with_data, computable...
     # Not part of the result: the store reads of the run that produced it, which the bulletin
     # of the same run reuses (assess.reads). Never stored, compared or printed.
     reads: PeriodReads | None = field(default=None, repr=False, compare=False)
@@ -193,4 +198,6 @@ class AssessmentResult:
             "net": dict(s.net) if s and s.applies else {},
             "settlement": None if s is None else {"applies": s.applies, "reason": s.reason, "rewards": s.rewards},
             "inputs_hash": self.inputs_hash,
+            "assessable": self.assessable,
+            "reasons": list(self.reasons),
         }

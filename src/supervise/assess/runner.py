@@ -16,6 +16,7 @@ from ..periods import Period, as_period, data_period
 from ..store.results import find_result, save_result
 from ..workspace import Workspace
 from .aggregate import county_values, year_elapsed
+from .coverage import check_targets, target_names
 from .engine import UnitInput, assess
 from .model import AssessmentResult
 from .reads import PeriodReads
@@ -34,9 +35,9 @@ def workspace_rulebooks(ws: Workspace) -> list[Rulebook]:
     return load_rulebooks(ws.rules_dir, ws.registry.indicators)
 
 
-def run_reads(ws: Workspace) -> PeriodReads:
-    """A fresh cache for one run's reads of the store (see assess.reads)."""
-    return PeriodReads(ws.registry, ws.settings.deadlines)
+def run_reads(ws: Workspace, as_of: datetime | None = None) -> PeriodReads:
+    """A fresh cache for one run's reads of the store (see assess.reads), states as of `as_of`."""
+    return PeriodReads(ws.registry, ws.settings.deadlines, as_of=as_of)
 
 
 def prepare(
@@ -65,7 +66,8 @@ def prepare(
                             for r in st.rejections],
             )
         )
-    result = assess(book, str(period), str(dp), year_elapsed(dp), units)
+    result = assess(book, str(period), str(dp), year_elapsed(dp), units,
+                    min_coverage=ws.settings.assessment.min_coverage)
     result.inputs_hash = inputs_hash(book, str(period), units, raw)
     return result
 
@@ -91,31 +93,89 @@ def inputs_hash(book: Rulebook, period: str, units: list[UnitInput], raw: dict[s
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def run_assessments(ws: Workspace, period: Period | str, *, now: datetime) -> list[AssessmentResult]:
+def run_assessments(
+    ws: Workspace, period: Period | str, *, now: datetime, provisional: bool = False
+) -> list[AssessmentResult]:
     """Assess every rulebook whose `period` is this period's kind, store and return the results
     (sorted by rulebook id). Same inputs → the same stored result, issued when first assessed.
+
+    Reporting states are those at `now`. A result that is not assessable (too little data or too
+    few targets to rank on, see assess.coverage) is returned but never stored: there is nothing
+    to publish or to compare the next period with. Nor is anything of a `provisional` preview:
+    a stored result would lend its date to the real bulletin.
 
     Each result carries the run's reads (`AssessmentResult.reads`): the bulletin rendered from
     these results reuses them instead of reading the same submissions again."""
     p = as_period(period)
     books = [b for b in workspace_rulebooks(ws) if b.period == p.kind]
-    reads = run_reads(ws)
+    reads = run_reads(ws, as_of=now)
     out = []
     conn = ws.connect()
     try:
         for book in books:
-            stored = save_result(conn, prepare(ws, conn, book, p, reads), now=now)
-            stored.reads = reads
-            out.append(stored)
+            result = prepare(ws, conn, book, p, reads)
+            if result.assessable and not provisional:
+                result = save_result(conn, result, now=now)
+            result.reads = reads
+            out.append(result)
+    finally:
+        conn.close()
+    return out
+
+
+def rulebook_checks(
+    ws: Workspace, books: list[Rulebook], now: datetime, period: Period | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """What `supervise rules` can tell before a run: whether each rulebook has enough to rank on.
+
+    With a period: each rulebook of that period's kind, checked as a run would see it now (data,
+    targets, indicators; before the deadline only the targets, the data are still coming in).
+    Without: the annual targets every rulebook reads, for the years of the periods due now and
+    open now. Each check is {"period", "scope": "all" | "targets", "assessable", "reasons"}."""
+    deadlines = ws.settings.deadlines
+    min_coverage = ws.settings.assessment.min_coverage
+    counties = ws.registry.assessed_counties()
+    names = {c.code: c.name for c in counties}
+    out: dict[str, list[dict[str, Any]]] = {b.id: [] for b in books}
+
+    def targets_only(book: Rulebook, label: str, year: int) -> dict[str, Any]:
+        targets = {c.code: ws.registry.targets_for(c.code, year).as_dict() for c in counties}
+        reasons = check_targets(book, targets, names, year, min_coverage)
+        return {"period": label, "scope": "targets", "assessable": not reasons, "reasons": reasons}
+
+    if period is None:
+        for book in books:
+            kind = book.period
+            due = deadlines.due_now(kind, now)  # type: ignore[arg-type]  # a rulebook's period is a Kind
+            for year in sorted({due.year, due.next().year}):
+                if target_names(book):
+                    out[book.id].append(targets_only(book, str(year), year))
+        return out
+    reads = run_reads(ws, as_of=now)
+    conn = ws.connect()
+    try:
+        for book in books:
+            if book.period != period.kind:
+                continue
+            if not deadlines.is_due(deadlines.last_due(period), now):
+                out[book.id].append(targets_only(book, str(period), period.year))
+                continue
+            result = prepare(ws, conn, book, period, reads)
+            out[book.id].append({"period": str(period), "scope": "all", "assessable": result.assessable,
+                                 "reasons": list(result.reasons)})
     finally:
         conn.close()
     return out
 
 
 def explain(
-    ws: Workspace, county_code: str, period: Period | str, rulebook_id: str | None = None
+    ws: Workspace, county_code: str, period: Period | str, rulebook_id: str | None = None,
+    *, now: datetime | None = None, provisional: bool = False,
 ) -> dict[str, Any]:
-    """How one county's score was reached under each rulebook for the period (read-only)."""
+    """How one county's score was reached under each rulebook for the period (read-only).
+
+    Reporting states are those at `now` (when given). A `provisional` preview is computed afresh,
+    never taken from the stored results; a rulebook with too little to rank on says why instead."""
     p = as_period(period)
     county = ws.registry.counties.get(county_code)
     if county is None or not county.assessed:
@@ -136,20 +196,39 @@ def explain(
         books = [b for b in books if b.period == p.kind]
         if not books:
             raise AssessError(f"rules/ 中没有按 {p.kind} 考核的规则")
-    reads = run_reads(ws)
+    reads = run_reads(ws, as_of=now)
     conn = ws.connect()
     try:
         docs = []
         for book in books:
             result = prepare(ws, conn, book, p, reads)
-            stored = find_result(conn, book.id, str(p), result.inputs_hash)
+            if not result.assessable:
+                states = {x.county_code: x for x in reads.statuses(conn, data_period(p, book.data))}
+                docs.append(explain_not_assessable(result, county.code, county.name, states[county.code].state))
+                continue
+            stored = None if provisional else find_result(conn, book.id, str(p), result.inputs_hash)
             if stored is not None:
                 result = stored
             docs.append(explain_unit(result, county_code))
     finally:
         conn.close()
     return {
-        "county_code": county.code, "county_name": county.name, "period": str(p), "assessments": docs,
+        "county_code": county.code, "county_name": county.name, "period": str(p), "provisional": provisional,
+        "assessments": docs,
+    }
+
+
+def explain_not_assessable(
+    result: AssessmentResult, county_code: str, county_name: str, reporting_state: str
+) -> dict[str, Any]:
+    """A rulebook that ranked nobody, for `supervise explain` (pure): why, and no score or rank."""
+    return {
+        "rulebook": result.rulebook, "title": result.title, "version": result.version,
+        "period": result.period, "data_period": result.data_period, "issued_at": None,
+        "inputs_hash": result.inputs_hash, "county_code": county_code, "county_name": county_name,
+        "reporting_state": reporting_state, "assessable": False, "reasons": list(result.reasons),
+        "indicators": [], "deductions": [], "score": None, "rank": None, "n": 0,
+        "settlement": None, "reward_tally": None,
     }
 
 
@@ -182,7 +261,7 @@ def explain_unit(result: AssessmentResult, county_code: str) -> dict[str, Any]:
         "rulebook": result.rulebook, "title": result.title, "version": result.version,
         "period": result.period, "data_period": result.data_period, "issued_at": result.issued_at or None,
         "inputs_hash": result.inputs_hash,
-        "county_code": u.county_code, "county_name": u.county_name,
+        "county_code": u.county_code, "county_name": u.county_name, "assessable": True, "reasons": [],
         "reporting_state": u.reporting_state, "days_late": u.days_late, "warnings": u.warnings,
         "indicators": indicators,
         "points_total": sum(x["points"] for x in indicators),

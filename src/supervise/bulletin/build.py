@@ -233,7 +233,9 @@ def _section(result: AssessmentResult, previous: AssessmentResult | None) -> Ass
     for t in result.rewards_tally:
         names.setdefault(t.county_code, t.county_name)
     settlement = _settlement(result, names, ranks)
-    if settlement is None:
+    if not result.assessable:
+        note = f"本期不予排名，不进行奖惩结算：{'；'.join(result.reasons)}。"
+    elif settlement is None:
         note = "本项考核不设奖惩结算。"
     elif not settlement.applies:
         note = f"本期不进行奖惩结算：{settlement.reason}" if settlement.reason else "本期不进行奖惩结算。"
@@ -262,6 +264,8 @@ def _section(result: AssessmentResult, previous: AssessmentResult | None) -> Ass
         tally_title=f"新增规上工业企业奖励（新建入统每家{new:g}万元、小升规每家{upgraded:g}万元）",
         tally_total=sum(t.amount for t in tally),
         max_score=max([s for s in scores if s > 0], default=0.0),
+        assessable=result.assessable,
+        reasons=list(result.reasons),
     )
 
 
@@ -327,6 +331,8 @@ def _statuses(registry: Registry, statuses: list[CountyStatus]) -> tuple[list[St
             detail = "截至考核时未报送"
         elif s.state == "rejected":
             detail = s.reason or "已退回，待重新报送"
+        elif s.state == "not_due":
+            detail = "尚未报送，报送截止时间未到"
         else:
             detail = ""
         rows.append(
@@ -352,11 +358,12 @@ def _statuses(registry: Registry, statuses: list[CountyStatus]) -> tuple[list[St
                 ind = registry.indicators.get(w.indicator)
                 where.append(ind.label if ind else w.indicator)
             warnings.append(WarningRow(s.county_code, s.county_name, " · ".join(where), w.message, w.code))
-    count = {k: sum(1 for r in rows if r.state == k) for k in ("on_time", "late", "missing", "rejected")}
+    count = {k: sum(1 for r in rows if r.state == k) for k in ("on_time", "late", "missing", "rejected", "not_due")}
     rate = rates(statuses)
+    waiting = f"、截止前尚未报送{count['not_due']}个" if count["not_due"] else ""
     sentence = (
         f"应报{len(rows)}个县（市），按时报送{count['on_time']}个、迟报{count['late']}个、"
-        f"漏报{count['missing']}个、退回{count['rejected']}个；报送完整率{rate['completeness']:.1f}%、"
+        f"漏报{count['missing']}个、退回{count['rejected']}个{waiting}；报送完整率{rate['completeness']:.1f}%、"
         f"及时率{rate['timeliness']:.1f}%"
     )
     sentence += f"；数据质量提示{len(warnings)}条。" if warnings else "；未发现数据质量问题。"
@@ -366,6 +373,7 @@ def _statuses(registry: Registry, statuses: list[CountyStatus]) -> tuple[list[St
         late=count["late"],
         missing=count["missing"],
         rejected=count["rejected"],
+        not_due=count["not_due"],
         completeness=rate["completeness"],
         timeliness=rate["timeliness"],
         warnings=len(warnings),
@@ -470,13 +478,16 @@ def _overview(
     paras.append(first)
 
     second = f"{label}数据报送方面，{status.sentence}"
-    for state, word in (("late", "迟报"), ("missing", "漏报"), ("rejected", "退回")):
+    for state, word in (("late", "迟报"), ("missing", "漏报"), ("rejected", "退回"), ("not_due", "截止前尚未报送")):
         names = [s.county_name for s in statuses if s.state == state]
         if names and len(names) <= 10:
             second += f"{word}的县（市）：{'、'.join(names)}。"
     paras.append(second)
 
     for s in sections:
+        if not s.assessable:
+            paras.append(f"《{s.title}》（{s.rulebook}，{s.version}版）本期不予排名，不进行奖惩结算：{'；'.join(s.reasons)}。")
+            continue
         if not s.ranking:
             paras.append(f"《{s.title}》（{s.rulebook}，{s.version}版）本期无参评县（市）。")
             continue
@@ -507,8 +518,11 @@ def build_bulletin(
     goal_values: Values,
     issued: date,
     goal_period: str = "",
+    preview: str = "",
 ) -> Bulletin:
-    """The whole bulletin for a period; several results give one section each, in the given order."""
+    """The whole bulletin for a period; several results give one section each, in the given order.
+
+    A `preview` (its mark) is printed on every page, and its attachments are named 【预览】…."""
     p = as_period(period)
     bureau = settings.bureau
     issuer, city = bureau.issuer, bureau.city
@@ -523,7 +537,8 @@ def build_bulletin(
 
     units = max([len(s.ranking) for s in sections] + [len(status_rows)], default=0)
     compact = units > FULL_TABLE_MAX or len(clusters) > FULL_LIST_MAX
-    xlsx_name, html_name = f"{title}.xlsx", f"{title}.html"
+    tag = f"【{preview}】" if preview else ""
+    xlsx_name, html_name = f"{tag}{title}.xlsx", f"{tag}{title}.html"
     if compact:
         shown = [c for c in clusters if c.revenue is not None]
         shown.sort(key=lambda c: (-(c.revenue or 0.0), c.index))
@@ -577,4 +592,5 @@ def build_bulletin(
         compact_note=compact_note,
         xlsx_name=xlsx_name,
         html_name=html_name,
+        preview=preview,
     )

@@ -40,6 +40,7 @@ F_TITLE = Font(name="宋体", size=16, bold=True)
 F_SHEET_TITLE = Font(name="黑体", size=14)
 F_ISSUER = Font(name="宋体", size=22, bold=True, color="C00000")
 F_NOTE = Font(name="仿宋", size=10, italic=False, color="404040")
+F_PREVIEW = Font(name="黑体", size=14, bold=True, color="C00000")
 
 THIN = Side(style="thin", color="808080")
 BORDER = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
@@ -156,6 +157,9 @@ def _cover(wb: Workbook, b: Bulletin) -> None:
     widths(ws, [12] * width)
     ws.sheet_view.showGridLines = False
     r = 1
+    if b.preview:
+        title_row(ws, r, f"{b.preview}：本表不是正式通报，不排名公布、不发送", width, font=F_PREVIEW)
+        r += 2
     title_row(ws, r, b.issuer, width, font=F_ISSUER)
     ws.row_dimensions[r].height = _height(b.issuer, width * 12 * 0.55, 32)
     r += 1
@@ -177,7 +181,8 @@ def _cover(wb: Workbook, b: Bulletin) -> None:
     put(ws, r, 1, "二、考核规则", font=Font(name="黑体", size=12), align=LEFT, border=False)
     r += 1
     for s in b.sections:
-        line = f"《{s.title}》：规则编号 {s.rulebook}，版本 {s.version}，参评县（市）{len(s.ranking)}个。"
+        line = f"《{s.title}》：规则编号 {s.rulebook}，版本 {s.version}，" + (
+            f"参评县（市）{len(s.ranking)}个。" if s.assessable else f"本期不予排名：{'；'.join(s.reasons)}。")
         put(ws, r, 1, line, font=F_TEXT, align=PARA, border=False)
         ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=width)
         ws.row_dimensions[r].height = _height(line, width * 12 - 4, 20)
@@ -207,6 +212,9 @@ def _ranking(wb: Workbook, s: AssessmentSection, name: str) -> None:
     title_row(ws, 1, f"《{s.title}》综合排名（规则 {s.rulebook}，版本 {s.version}）", len(labels))
     header(ws, 2, labels)
     r = 3
+    if not s.assessable:
+        note_row(ws, r, _unranked(s), len(labels))
+        r += 1
     for row in s.ranking:
         fill = FILL_TOP if row.mark == "top" else FILL_BOTTOM if row.mark == "bottom" else None
         remark = "前三（鼓励先进）" if row.mark == "top" else "后三（鞭策后进）" if row.mark == "bottom" else ""
@@ -254,6 +262,9 @@ def _points(wb: Workbook, s: AssessmentSection, name: str) -> None:
     ws.row_dimensions[2].height = 45
     r = 3
     n = len(s.indicators)
+    if not s.assessable:
+        note_row(ws, r, _unranked(s), len(labels))
+        r += 1
     for row in s.points:
         put(ws, r, 1, row.rank, fmt=INT, align=CENTER)
         put(ws, r, 2, row.county_name)
@@ -268,6 +279,10 @@ def _points(wb: Workbook, s: AssessmentSection, name: str) -> None:
              len(labels))
     ws.freeze_panes = "C3"
     print_setup(ws, "1:2", landscape=True)
+
+
+def _unranked(s: AssessmentSection) -> str:
+    return f"本期不予排名，不进行奖惩结算：{'；'.join(s.reasons)}。"
 
 
 def _clusters(wb: Workbook, b: Bulletin) -> None:
@@ -487,7 +502,24 @@ def build_workbook(b: Bulletin) -> Workbook:
         _texts(wb, b)
     _goals(wb, b)
     _settlement(wb, b)
+    if b.preview:
+        _mark_preview(wb, b.preview)
     return wb
+
+
+def _mark_preview(wb: Workbook, mark: str) -> None:
+    """A preview says so on every sheet: in its title row (the cover has its own banner), and in
+    the header and footer of every printed page."""
+    for ws in wb.worksheets:
+        for part in (ws.oddHeader, ws.evenHeader, ws.firstHeader, ws.oddFooter, ws.evenFooter, ws.firstFooter):
+            part.center.text = mark
+            part.center.size = 12
+            part.center.color = "C00000"
+        if ws is wb.worksheets[0]:
+            continue
+        title = ws.cell(row=1, column=1)
+        if isinstance(title.value, str):
+            title.value = f"【{mark}】{title.value}"
 
 
 def workbook_bytes(wb: Workbook) -> bytes:

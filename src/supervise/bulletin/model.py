@@ -129,6 +129,8 @@ class AssessmentSection:
     tally_title: str                  # 新增规上工业企业奖励（新建入统每家2万元、小升规每家1万元）
     tally_total: float
     max_score: float                  # highest score (chart scale)
+    assessable: bool = True           # False: nothing ranked or settled, `reasons` says why
+    reasons: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -172,8 +174,8 @@ class ClusterSummary:
 class StatusRow:
     county_code: str
     county_name: str
-    state: str                        # on_time | late | missing | rejected
-    label: str                        # 按时报送 | 迟报 | 漏报 | 退回
+    state: str                        # on_time | late | missing | rejected | not_due
+    label: str                        # 按时报送 | 迟报 | 漏报 | 退回 | 未到截止
     received_at: str                  # 2025-04-03 16:20 (Asia/Shanghai), "" if none
     days_late: int
     detail: str                       # 迟报2天 / the reason it was sent back
@@ -187,6 +189,7 @@ class StatusSummary:
     late: int
     missing: int
     rejected: int
+    not_due: int                      # nothing received yet, before the deadline (未到截止)
     completeness: float               # %
     timeliness: float                 # %
     warnings: int
@@ -253,3 +256,4 @@ class Bulletin:
     compact_note: str
     xlsx_name: str                    # attachment names for the mailer
     html_name: str
+    preview: str = ""                 # a provisional preview's mark, on every page; "" for the bulletin

@@ -29,6 +29,8 @@ from .html import render_email, render_page
 __all__ = ["BulletinOutputs", "atomic_write", "content_hash", "render_bulletins"]
 
 GOAL_LOOKBACK_QUARTERS = 8
+# A preview's files sit beside the bulletin's, never over them: bulletin-2026-12-provisional.html.
+PREVIEW_SUFFIX = "-provisional"
 
 
 @dataclass(frozen=True)
@@ -122,11 +124,14 @@ def issued_date(results: list[AssessmentResult], now: datetime) -> date:
 # --------------------------------------------------------------------------- render
 
 
-def render_bulletins(ws: Any, period: Period | str, results: list[AssessmentResult], *, now: datetime) -> BulletinOutputs:
+def render_bulletins(
+    ws: Any, period: Period | str, results: list[AssessmentResult], *, now: datetime, preview: str = ""
+) -> BulletinOutputs:
     """Build the period's bulletin from the workspace and write its four files atomically.
 
     Submissions that the assessment of these results already read (`AssessmentResult.reads`)
-    are not read again."""
+    are not read again. A `preview` (its mark, e.g. 预览（未到报送截止时间）) is printed on every
+    page and written beside the bulletin as `bulletin-<period>-provisional.*`, never over it."""
     p = as_period(period)
     reads = next((r.reads for r in results if r.reads is not None), None)
     reads = reads or PeriodReads(ws.registry, ws.settings.deadlines)
@@ -150,14 +155,16 @@ def render_bulletins(ws: Any, period: Period | str, results: list[AssessmentResu
         goal_values=goal_values,
         goal_period=goal_period,
         issued=issued_date(results, now),
+        preview=preview,
     )
     folder = Path(ws.report_dir(p))
     key = str(p)
+    suffix = PREVIEW_SUFFIX if preview else ""
     paths = {
-        "xlsx": folder / f"bulletin-{key}.xlsx",
-        "html": folder / f"bulletin-{key}.html",
-        "email": folder / f"email-{key}.html",
-        "json": folder / f"results-{key}.json",
+        "xlsx": folder / f"bulletin-{key}{suffix}.xlsx",
+        "html": folder / f"bulletin-{key}{suffix}.html",
+        "email": folder / f"email-{key}{suffix}.html",
+        "json": folder / f"results-{key}{suffix}.json",
     }
     xlsx = write_workbook(bulletin)
     page = render_page(bulletin).encode("utf-8")
@@ -165,6 +172,8 @@ def render_bulletins(ws: Any, period: Period | str, results: list[AssessmentResu
     doc = {
         "period": key,
         "title": bulletin.title,
+        "provisional": bool(preview),
+        **({"preview": preview} if preview else {}),
         "assessments": [r.to_json() for r in results],
         "outputs": {"xlsx": str(paths["xlsx"]), "html": str(paths["html"]), "json": str(paths["json"]),
                     "email": str(paths["email"])},

@@ -956,21 +956,32 @@ def _run(
 def reject_submission(
     ws: Workspace, county_code: str, period: Period | str, reason: str, *, actor: str, now: datetime
 ) -> dict[str, Any]:
-    """退回: send the version in force back to the county, with a reason; recorded in the audit."""
+    """退回: send the version in force back to the county, with a reason; recorded in the audit,
+    and the county's contacts mailed the reason (a mail not delivered waits in the outbox).
+
+    Done under the workspace lock, so that no collect sends the queued notice beside us.
+    """
+    from ..jobs.locks import WORKSPACE_LOCK, hold
+    from ..jobs.notices import send_return_notice
+
     if county_code not in ws.registry.counties:
         raise IntakeError(f"unknown county code {county_code!r}")
     if not reason or not reason.strip():
         raise IntakeError("a reason is required (退回须说明原因)")
     key = str(parse_period(str(period)))
-    conn = ws.connect()
-    try:
-        row = store.return_current(conn, county_code, key, reason.strip(), actor=actor, at=_iso(now))
-    finally:
-        conn.close()
-    if row is None:
-        raise IntakeError(f"{county_code} has no accepted submission for {key} to send back (没有可退回的报送)")
+    with hold(ws.home, WORKSPACE_LOCK, wait=ws.settings.jobs.lock_wait, now=now):
+        conn = ws.connect()
+        try:
+            row = store.return_current(conn, county_code, key, reason.strip(), actor=actor, at=_iso(now))
+            if row is None:
+                raise IntakeError(
+                    f"{county_code} has no accepted submission for {key} to send back (没有可退回的报送)")
+            notice = send_return_notice(ws, conn, row, reason.strip(), now=now)
+        finally:
+            conn.close()
     return {"county_code": county_code, "period": key, "submission_id": row.id, "state": "returned",
-            "reason": reason.strip(), "at": _iso(now), "actor": actor}
+            "reason": reason.strip(), "at": _iso(now), "actor": actor, "file_name": row.file_name,
+            "received_at": row.received_at, "notice": notice.to_json()}
 
 
 def history(ws: Workspace, county_code: str, period: Period | str) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from datetime import date, datetime, timedelta
 
 from ..periods import TZ, Deadlines, Period, Quarter, dataset_title
 from ..periods import chinese_date as _date_label
+from ..store.submissions import ReturnRow
+from .notices import one_line, time_label
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,9 @@ def reminder_text(
     today: date,
     issuer: str,
     city: str,
+    returned: ReturnRow | None = None,
 ) -> tuple[str, str]:
-    """The polite 催报 mail: (subject, body)."""
+    """The polite 催报 mail: (subject, body). Data staff sent back (`returned`) are named, with the reason."""
     what = dataset_title(period)
     due = f"{_date_label(due_day)}24时"
     subject = f"【催报】请报送{period.label}县域特色产业{what}数据（截止{due}）"
@@ -92,7 +95,14 @@ def reminder_text(
         f"根据《{city}县域特色产业集群转型升级工作方案》关于细化督导考核的要求，"
         f"各县（市、区）须{rule}。"
     )
-    if state == "rejected":
+    if state == "rejected" and returned is not None:
+        lines.append(
+            f"贵单位报送的{period.label}{what}数据（文件：{one_line(returned.file_name)}，"
+            f"收到时间：{time_label(returned.received_at)}）已于{time_label(returned.at)}退回，"
+            f"退回原因：{one_line(returned.reason) or reason or '未说明'}。"
+            "目前尚无有效报送，请按退回原因修改后重新报送。"
+        )
+    elif state == "rejected":
         lines.append(
             f"贵单位报送的{period.label}{what}数据未能通过审核（{reason or '已退回'}），"
             "目前尚无有效报送，请修改后重新报送。"

@@ -88,7 +88,8 @@ def placeholders(deadlines: dict[str, Any]) -> dict[str, str]:
         "monthly_day": str(monthly),
         "quarterly_day": str(quarterly),
         "monthly_after": str(monthly + 1),
-        "quarterly_after": str(quarterly + 1),
+        # a quarter's run also reads its last month: it waits for both deadlines
+        "quarterly_after": str(max(quarterly, monthly) + 1),
         "quarter_months": QUARTER_MONTHS,
         "remind_monthly": days("monthly data", monthly),
         "remind_quarterly": days("quarterly data", quarterly),

@@ -21,6 +21,7 @@ from ..errors import SuperviseError
 from ..periods import TZ, Deadlines, Kind, Month, Period, Quarter
 from ..registry import Registry
 from ..workspace import Workspace
+from .due import not_open, preview_mark, require_due
 from .reminders import Window, reminder_text, window_now, windows_at
 from .runner import JobContext, PartialFailure, run_job
 
@@ -41,12 +42,16 @@ class CollectInbox(Protocol):
 
 
 class RunAssessments(Protocol):
-    def __call__(self, ws: Workspace, period: Period, *, now: datetime) -> list[AssessmentResult]: ...
+    # `provisional` is passed only for a preview (a stand-in that never previews need not take it).
+    def __call__(
+        self, ws: Workspace, period: Period, *, now: datetime, provisional: bool = False
+    ) -> list[AssessmentResult]: ...
 
 
 class RenderBulletins(Protocol):
+    # `preview` (the mark of every page) is passed only for a preview, like `provisional` above.
     def __call__(
-        self, ws: Workspace, period: Period, results: list[AssessmentResult], *, now: datetime
+        self, ws: Workspace, period: Period, results: list[AssessmentResult], *, now: datetime, preview: str = ""
     ) -> BulletinOutputs: ...
 
 
@@ -62,18 +67,20 @@ def _collect_inbox(ws: Workspace, *, now: datetime) -> IngestReport:
     return collect_inbox(ws, now=now)
 
 
-def _run_assessments(ws: Workspace, period: Period, *, now: datetime) -> list[AssessmentResult]:
+def _run_assessments(
+    ws: Workspace, period: Period, *, now: datetime, provisional: bool = False
+) -> list[AssessmentResult]:
     from ..assess import run_assessments
 
-    return run_assessments(ws, period, now=now)
+    return run_assessments(ws, period, now=now, provisional=provisional)
 
 
 def _render_bulletins(
-    ws: Workspace, period: Period, results: list[AssessmentResult], *, now: datetime
+    ws: Workspace, period: Period, results: list[AssessmentResult], *, now: datetime, preview: str = ""
 ) -> BulletinOutputs:
     from ..bulletin import render_bulletins
 
-    return render_bulletins(ws, period, results, now=now)
+    return render_bulletins(ws, period, results, now=now, preview=preview)
 
 
 def _reporting_status(
@@ -173,6 +180,8 @@ class RunResult:
     ingest: dict[str, Any]
     deliveries: list[DeliveryOutcome] = field(default_factory=list)
     delivered: bool = True
+    provisional: bool = False          # a preview: stored nowhere, never mailed
+    preview: str = ""                  # its mark, printed on every page: 预览（未到报送截止时间）
 
     @property
     def content_hash(self) -> str:
@@ -184,9 +193,10 @@ class RunResult:
         return {"xlsx": str(o.xlsx), "html": str(o.html), "json": str(o.json)}
 
     def to_json(self) -> dict[str, Any]:
-        """The SPEC §10 run document, plus `ingest` and `delivery`."""
-        return {
+        """The SPEC §10 run document, plus `ingest`, `delivery` and `provisional` (a preview)."""
+        doc: dict[str, Any] = {
             "period": str(self.period),
+            "provisional": self.provisional,
             "assessments": [r.to_json() for r in self.results],
             "outputs": self.output_paths(),
             "ingest": self.ingest,
@@ -196,9 +206,14 @@ class RunResult:
                 "mails": [d.to_json() for d in self.deliveries],
             },
         }
+        if self.provisional:
+            doc["preview"] = self.preview
+            doc["delivery"]["skipped"] = PREVIEW_NOT_MAILED
+        return doc
 
     def detail(self) -> dict[str, Any]:
         return {
+            "provisional": self.provisional,
             "content_hash": self.content_hash,
             "outputs": self.output_paths(),
             "assessments": [
@@ -210,8 +225,25 @@ class RunResult:
         }
 
 
+PREVIEW_NOT_MAILED = "预览不发送 / a provisional preview is never mailed"
+
+
 def job_name(kind: Kind) -> str:
     return f"run_{kind}"
+
+
+def preview_job_name(kind: Kind) -> str:
+    """Previews are recorded apart: a preview's success must never count as the period's run."""
+    return f"preview_{kind}"
+
+
+def not_assessable_message(period: Period, results: Sequence[AssessmentResult]) -> str:
+    """One line: which rulebooks cannot rank this period, and every reason why."""
+    parts = [f"《{r.title}》（{r.rulebook}）：{'；'.join(r.reasons)}" for r in results]
+    return (
+        f"{period.label}不具备考核条件，未排名、未结算、未发布通报；补齐后重新运行，或加 --provisional 预览 / "
+        f"{period} cannot be assessed, nothing ranked, settled or published: " + "；".join(parts)
+    )
 
 
 def run_period(
@@ -221,6 +253,7 @@ def run_period(
     now: datetime,
     deliver: bool = True,
     resend: bool = False,
+    provisional: bool = False,
     steps: Steps = DEFAULT_STEPS,
     origin: str = "cli",
     clock: Callable[[], datetime] | None = None,
@@ -232,7 +265,14 @@ def run_period(
     sent with that content hash is not sent again (unless `resend`). Any change in what the
     bulletin prints (results, cluster tables, goals, reporting status) is a correction and
     goes out again.
+
+    A period whose deadline has not passed is refused (`due.NotYetDue`, nothing recorded), and
+    one with too little data or too few targets to rank on fails like any job (recorded, the
+    administrator told), unless `provisional`: then the run writes a preview bulletin, marked
+    on every page, stored nowhere and never mailed, that says why there is no ranking.
     """
+    before_deadline = require_due(ws.settings.deadlines, period, now, provisional=provisional)
+    preview_kw: dict[str, Any] = {"provisional": True} if provisional else {}
 
     def body(ctx: JobContext) -> RunResult:
         ingest = _ingest_summary(steps.collect_inbox(ws, now=now))
@@ -240,13 +280,21 @@ def run_period(
         if lost:  # assessing without them would publish a bulletin that misses them
             raise SuperviseError(lost)
         ctx.checkpoint("collected")
-        results = steps.run_assessments(ws, period, now=now)
+        results = steps.run_assessments(ws, period, now=now, **preview_kw)
         if not results:
             raise SuperviseError(
                 f"没有适用于{period.label}的考核规则 / no rulebook in {ws.rules_dir} has "
                 f"period = \"{period.kind}\""
             )
+        unranked = [r for r in results if not r.assessable]
+        if unranked and not provisional:  # ranking on nothing would move money on nothing
+            raise SuperviseError(not_assessable_message(period, unranked))
         ctx.checkpoint("assessed")
+        if provisional:
+            mark = preview_mark(before_deadline=before_deadline, reasons=[x for r in unranked for x in r.reasons])
+            outputs = steps.render_bulletins(ws, period, results, now=now, preview=mark)
+            log.warning("%s %s: %s", period, mark, PREVIEW_NOT_MAILED)
+            return RunResult(period, results, outputs, ingest, delivered=False, provisional=True, preview=mark)
         outputs = steps.render_bulletins(ws, period, results, now=now)
         ctx.checkpoint("rendered")
         result = RunResult(period, results, outputs, ingest, delivered=deliver)
@@ -283,6 +331,9 @@ def run_period(
             raise PartialFailure(_failed_message(outbox.failed), result)
         return result
 
+    if provisional:  # asked for by a person, who sees any failure: no alert to the administrator
+        return run_job(ws, preview_job_name(period.kind), str(period), body, now=now, origin=origin,
+                       clock=clock, wait=wait, alert=False)
     return run_job(ws, job_name(period.kind), str(period), body, now=now, origin=origin, clock=clock, wait=wait)
 
 
@@ -346,6 +397,9 @@ def remind(
     if period is None:
         windows = windows_at(now, deadlines, before, after)
     elif isinstance(period, (Month, Quarter)):
+        early = not_open(deadlines, period, now)
+        if early:
+            raise SuperviseError(early)
         windows = [window_now(period, now, deadlines, before, after)]
     else:
         raise SuperviseError(f"催报只针对月报或季度更新 / reminders are for a month or a quarter, not {period}")
@@ -393,6 +447,7 @@ def _remind_window(
             today=today,
             issuer=bureau.issuer,
             city=bureau.city,
+            returned=s.returned,
         )
         key = hashlib.sha256(f"{w.period}|{w.key}|{s.county_code}".encode()).hexdigest()
         for address in emails:

@@ -207,6 +207,33 @@ def last_return(conn: sqlite3.Connection, county_code: str, period: str) -> str 
     return row[0] if row else None
 
 
+@dataclass(frozen=True)
+class ReturnRow:
+    """One 退回: which version staff sent back, when, who, and the reason the county is told."""
+
+    submission_id: int
+    at: str                   # when it was sent back (ISO time)
+    actor: str
+    reason: str
+    file_name: str            # the version sent back, as the county named it
+    received_at: str          # when that version was received
+
+
+def last_return_row(conn: sqlite3.Connection, county_code: str, period: str) -> ReturnRow | None:
+    """The latest 退回 of this county's submissions for the period, with its reason and file."""
+    row = conn.execute(
+        "SELECT a.submission_id, a.at, a.actor, a.detail, s.file_name, s.received_at FROM audit a "
+        "LEFT JOIN submissions s ON s.id = a.submission_id "
+        "WHERE a.action = 'reject' AND a.county_code = ? AND a.period = ? ORDER BY a.at DESC, a.id DESC LIMIT 1",
+        (county_code, period),
+    ).fetchone()
+    if row is None:
+        return None
+    sid, at, actor, detail, file_name, received_at = row
+    reason = (json.loads(detail) if detail else {}).get("reason", "")
+    return ReturnRow(int(sid), at, actor, str(reason), file_name or "", received_at or "")
+
+
 def returns_of(conn: sqlite3.Connection, county_code: str, period: str) -> list[dict[str, Any]]:
     """Every 退回 of this county's submissions for the period, oldest first: submission, time, reason."""
     out = []
