@@ -134,6 +134,8 @@ def bench(n: int, root: Path, supervise: str, naive_limit: int) -> dict[str, flo
         dest = box / Path(t["path"]).name
         fill(Path(t["path"]), dest, rng)
         files.append(dest)
+    for f in files:   # arrived a minute ago: settled, ingest takes them at once
+        os.utime(f, (time.time() - 60, time.time() - 60))
     copy = root / f"n{n}-files"  # the same files, kept for the parse baselines
     if copy.exists():
         shutil.rmtree(copy)

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_scale import HERE, LAST_CPU, MONTH, run_timed, write_registry  # noqa: E402
 
-SETTLE_SECONDS = 3
+SETTLE_SECONDS = 6   # longer than the inbox's settle time (5 s): ingest takes the files at once
 
 
 def pristine(root: Path, n: int, supervise: str) -> Path:
