@@ -178,8 +178,10 @@ def test_deductions_worked_by_hand() -> None:
     assert total("late", days=7) == 7
     assert total("missing") == 10
     # rejected: once per rejection for the period (SPEC §7), whatever the state now
-    assert total("rejected") == 0          # a state alone is not a rejection
-    assert total("rejected", rejections=1) == 5
+    # nothing accepted is 漏报 whether nothing came or everything was rejected: sending a bad
+    # file never costs less than sending nothing (10 + 5 for the one rejection)
+    assert total("rejected") == 10
+    assert total("rejected", rejections=1) == 15
     assert total("on_time", rejections=2) == 10    # rejected twice, then resubmitted on time
     assert total("late", days=1, rejections=1) == 1 + 2 + 5
     # 3 warnings: 1.5; 6 warnings: 3 capped at 2; late 1 day + 2 warnings: 1 + 2 + 1 = 4

@@ -239,3 +239,23 @@ def test_a_prefixed_workbook_is_read_and_its_formulas_are_seen(ws: Workspace, tm
     [f] = json.loads(done.stdout)["files"]
     assert f["verdict"] == "rejected"
     assert [(p["code"], p["where"].split(" / ")[0]) for p in f["problems"]] == [("formula_without_value", "填报表!I7")]
+
+
+def test_a_sheet_hidden_behind_a_comment_in_workbook_xml_is_still_measured(ws: Workspace, tmp_path: Path) -> None:
+    """workbook.xml names 填报表's part; a second <sheet> inside an XML comment must not make the
+    scan measure another part than the one calamine reads."""
+    good = filled(ws, HUANGHUA, MARCH, tmp_path / "good.xlsx")
+    bad = tmp_path / "commented.xlsx"
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(bad, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == SHEET:
+                data = data.replace(b"</sheetData>",
+                                    b'<row r="1048576"><c r="XFD1048576"><v>1</v></c></row></sheetData>')
+            if info.filename == "xl/workbook.xml":
+                data = data.replace(b"</sheets>", b'</sheets><!-- <sheet name="\xe5\xa1\xab\xe6\x8a\xa5\xe8\xa1\xa8" '
+                                    b'sheetId="9" r:id="rId2"/> -->')
+            zout.writestr(info, data)
+    done = cli(ws, "ingest", "--dry-run", "--json", "--county", HUANGHUA, str(bad))
+    assert done.returncode == 0, done.stderr
+    assert problems(json.loads(done.stdout)) == [("file_too_large", "填报表!XFD1048576")]

@@ -13,6 +13,7 @@ import textwrap
 import threading
 import time
 import tracemalloc
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from supervise.intake import ingest as ingest_module
 from supervise.intake.ingest import IntakeError, collect_inbox, ingest_files
 from supervise.intake.problems import FileRejected
 from supervise.intake.readers import Limits, read_submission
-from supervise.periods import Month
+from supervise.periods import TZ, Month
 from supervise.workspace import Workspace
 
 from .intake_corpus import HUANGHUA, RENQIU, at, filled, monthly_values
@@ -57,7 +58,6 @@ def set_mtime(path: Path, when: str) -> None:
 
 
 def test_a_correction_that_sorts_first_by_name_is_still_the_version_in_force(ws: Workspace, tmp_path: Path) -> None:
-    collect_inbox(ws, now=at("2025-04-03 08:00"))          # the inbox was listed, empty, at 08:00
     box = ws.inbox_dir / HUANGHUA
     box.mkdir(parents=True)
     first = filled(ws, HUANGHUA, MARCH, box / "黄骅-3月.xlsx", CZ01__revenue_ytd=1000)
@@ -68,21 +68,22 @@ def test_a_correction_that_sorts_first_by_name_is_still_the_version_in_force(ws:
 
     collect_inbox(ws, now=at("2025-04-03 10:00"))
 
-    assert current_revenue(ws, HUANGHUA, "CZ01") == (1200, "2025-04-03T09:40:00+08:00")
-    assert versions(ws) == [("黄骅-3月.xlsx", "superseded", "2025-04-03T09:10:00+08:00"),
-                            ("黄骅-3月(修正).xlsx", "current", "2025-04-03T09:40:00+08:00")]
+    assert current_revenue(ws, HUANGHUA, "CZ01")[0] == 1200
+    assert [(n, s) for n, s, _r in versions(ws)] == [("黄骅-3月.xlsx", "superseded"), ("黄骅-3月(修正).xlsx", "current")]
 
 
-def test_a_file_copied_with_an_old_time_is_received_no_earlier_than_the_last_listing(
-        ws: Workspace, tmp_path: Path) -> None:
-    """A modification time from before the inbox was last seen empty cannot make a file on time."""
-    collect_inbox(ws, now=at("2025-04-06 08:00"))          # after the deadline (the 5th, 24:00)
+def test_a_file_copied_with_an_old_time_is_received_when_it_came_into_the_inbox(ws: Workspace) -> None:
+    """A modification time carried over by the copy (cp -p, rsync, an SMB copy) cannot make a
+    late file on time: the receipt time is when the file came into the inbox (its ctime)."""
     box = ws.inbox_dir / HUANGHUA
     box.mkdir(parents=True)
     f = filled(ws, HUANGHUA, MARCH, box / "三月.xlsx")
-    set_mtime(f, "2025-04-01 09:00")                        # cp -p of an old file
-    collect_inbox(ws, now=at("2025-04-06 09:00"))
-    assert versions(ws) == [("三月.xlsx", "current", "2025-04-06T08:00:00+08:00")]
+    set_mtime(f, "2025-04-01 09:00")                        # saved on the 1st, copied in after the 5th
+    arrived = datetime.fromtimestamp(f.stat().st_ctime, tz=TZ)
+    collect_inbox(ws, now=arrived + timedelta(minutes=5))
+    [(_n, state, received)] = versions(ws)
+    assert state == "current"
+    assert abs(datetime.fromisoformat(received) - arrived) < timedelta(seconds=1)   # not 2025-04-01
 
 
 # ------------------------------------------------------------------ 3. files still being written
@@ -335,3 +336,17 @@ def test_a_corrupt_database_fails_the_ingest_and_blames_no_county(ws: Workspace,
     assert f.exists()
     if done.stdout.strip():
         assert all(x["verdict"] != "rejected" for x in json.loads(done.stdout).get("files", []))
+
+
+def test_a_file_whose_writer_cannot_be_known_must_hold_still_longer(ws: Workspace,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another owner's upload (SMB, SFTP): no lease, so no answer from the kernel; it is taken
+    only after it has not changed for UNKNOWN_WRITER_SECONDS."""
+    monkeypatch.setattr(ingest_module, "being_written", lambda path: None)
+    box = ws.inbox_dir / HUANGHUA
+    box.mkdir(parents=True)
+    f = filled(ws, HUANGHUA, MARCH, box / "三月.xlsx")
+    os.utime(f, (time.time() - 60, time.time() - 60))
+    assert collect_inbox(ws, now=at("2025-04-03 10:00")).files == [] and f.exists()
+    os.utime(f, (time.time() - 300, time.time() - 300))
+    assert [r.verdict for r in collect_inbox(ws, now=at("2025-04-03 11:00")).files] == ["accepted"]

@@ -44,7 +44,7 @@ class Rejection:
 
 
 # A rejection our own server caused (an internal error, a lost batch) is not the county's.
-NOT_THE_COUNTYS = frozenset({"internal_error", "not_stored"})
+NOT_THE_COUNTYS = frozenset({"internal_error", "not_stored", "reader_failed"})
 
 
 def rejections(rows: list[SubmissionRow], returns: list[dict[str, object]],

@@ -15,7 +15,7 @@ from .scoring import score
 from .settlement import TALLY_NEW, TALLY_UPGRADED, reward_tally, settle
 
 # What each [[deductions]] `on` is called in notes, bulletins and explain.
-DEDUCTION_LABELS = {"late": "迟报", "missing": "漏报", "rejected": "退回", "warning": "数据质量警告"}
+DEDUCTION_LABELS = {"late": "迟报", "missing": "漏报", "rejected": "退回", "warning": "数据质量提示"}
 
 
 @dataclass
@@ -62,7 +62,10 @@ def compute_deductions(
             n = len(rejections)
             count, each, how = float(n), r.points or 0.0, f"错报/退回{n}次，每次扣{r.points:g}分"
         else:
-            if state != r.on:
+            # missing: nothing accepted for the period (SPEC §7), whether nothing came or all of it
+            # was rejected; sending garbage never costs less than sending nothing
+            hit = state in ("missing", "rejected") if r.on == "missing" else state == r.on
+            if not hit:
                 continue
             count, each, how = 1.0, r.points or 0.0, f"{DEDUCTION_LABELS[r.on]}，扣{r.points:g}分"
         amount = count * each

@@ -41,6 +41,7 @@ from typing import Any
 
 from ..errors import DatabaseFault, SuperviseError
 from ..periods import TZ, Period, as_period, parse_period
+from ..registry import unknown_county_message
 from ..store import submissions as store
 from ..workspace import Workspace
 from .problems import ERROR, FileRejected, Problem, csv_place_of
@@ -62,7 +63,6 @@ WORKERS = 2
 _AHEAD_FILES = 160                # files handed to workers ahead of the one being stored
 BATCH_FILES = 250                 # files per transaction
 BATCH_SECONDS = 2.0
-INBOX_LISTED = "inbox_listed_at"   # state key: when a collect last listed the inbox
 
 
 class IntakeError(SuperviseError, ValueError):
@@ -163,6 +163,8 @@ class _Prepared:
     ext: str = "bin"                        # archive extension, from the content
     oversized: bool = False
     ident: Ident | None = None              # the file as read (None: it changed while being read)
+    changed_ns: int | None = None           # its inode change time: when it came into the inbox
+    device: int = 0
     archive_path: str | None = None
     archive_error: BaseException | None = None
     format: str | None = None
@@ -281,6 +283,7 @@ def _prepare(path: Path, sender: str | None, *, home: Path, archive_dir: Path | 
         # written to meanwhile); a file that changed while it was read never does.
         if _ident(before) == _ident(after) and (p.oversized or after.st_size == p.size):
             p.ident = _ident(after)
+            p.changed_ns, p.device = after.st_ctime_ns, after.st_dev
         p.ext = archive_extension(head)
     except Exception as exc:
         p.error = exc
@@ -323,7 +326,10 @@ def _picklable(p: _Prepared) -> _Prepared:
     return p
 
 
-def unreadable_message(reason: str) -> str:
+def unreadable_message(reason: str, *, server: bool = False) -> str:
+    if server:
+        return (f"服务器读取文件时出现故障（{reason}），本次未能处理。文件已存档，不计为错报；"
+                "请联系市工信局，或稍后重新报送同一文件。")
     return (f"文件无法读取：{reason}（文件内容过大或已损坏）。文件已存档，不予接收。"
             "请用 Excel/WPS 重新保存，或把数据复制到新下发的模板后再报送。")
 
@@ -338,8 +344,8 @@ class _Ingest:
         self.now = now
         self.received_at = received_at or now   # the receipt time of every file of this run
         self.received = _iso(self.received_at)
-        # Inbox files (not given a receipt time) arrived when they were last written, but not
-        # before the inbox was last listed without them, and not after now (see `_arrival`).
+        # Inbox files (not given a receipt time) arrived when they came into the inbox: their
+        # inode change time, which no copy tool carries over (see `_arrival`).
         self.inbox = inbox
         self.by_arrival = inbox and received_at is None
         self.dry_run = dry_run
@@ -363,12 +369,10 @@ class _Ingest:
         try:
             self.conn: sqlite3.Connection = ws.connect()
             store.prepare_for_batches(self.conn)
-            floor = store.get_state(self.conn, INBOX_LISTED) if self.by_arrival else None
         except BaseException:
             if self.pool is not None:
                 self.pool.close()
             raise
-        self.floor = datetime.fromisoformat(floor) if floor else now
         self._made_dirs: set[Path] = set()
         self._batch_files = 0
         self._batch_started = 0.0
@@ -421,7 +425,9 @@ class _Ingest:
         """A file that killed its reader (memory, time): archived, never parsed again, rejected."""
         p = _prepare(task[0], task[1], made_dirs=self._made_dirs, judge=False, **self.context)
         if p.problem is None and p.error is None and not p.oversized:
-            p.validated = Validated(problems=[Problem("file_unreadable", unreadable_message(reason))])
+            server = self.pool is not None and self.pool.server_fault
+            code = "reader_failed" if server else "file_unreadable"
+            p.validated = Validated(problems=[Problem(code, unreadable_message(reason, server=server))])
         return p
 
     def prepare_all(self, tasks: list[tuple[Path, str | None]]) -> Iterable[_Prepared]:
@@ -459,24 +465,22 @@ class _Ingest:
         return res
 
     def _arrival(self, p: _Prepared) -> str:
-        """The receipt time of one file: the run's, or for an inbox file its modification time
-        bounded by the last listing of the inbox (it was not there then) and by now."""
-        if not self.by_arrival or p.ident is None:
+        """The receipt time of one file: the run's, or for an inbox file the time it came into
+        the inbox (its inode change time: a copy that keeps an old modification time, `cp -p`,
+        rsync, an SMB copy or `touch -d`, cannot make a late file on time), never after now."""
+        if not self.by_arrival or p.ident is None or p.changed_ns is None:
             return self.received
-        written = datetime.fromtimestamp(p.ident[2] / 1e9, tz=TZ)
-        return _iso(min(max(self.floor, written), self.now))
-
-    def note_listing(self) -> None:
-        """This collect listed the inbox at `now`: a file found later arrived after it."""
-        last = store.get_state(self.conn, INBOX_LISTED)
-        if last is None or datetime.fromisoformat(last) < self.now:
-            store.set_state(self.conn, INBOX_LISTED, _iso(self.now))
+        arrived = datetime.fromtimestamp(p.changed_ns / 1e9, tz=TZ)
+        return _iso(min(arrived, self.now))
 
     def origin(self, path: Path, p: _Prepared) -> str | None:
         """Which inbox file a version was read from: its place, inode, size and time."""
         if not self.inbox or p.ident is None:
             return None
-        return f"{stored_name(_relative(self.ws.home, path))}|{p.ident[0]}|{p.ident[1]}|{p.ident[2]}"
+        # the inode change time too: a file deleted and made again (a county re-sending an
+        # earlier version under the same name) may get the same inode, size and mtime back
+        return (f"{stored_name(_relative(self.ws.home, path))}|{p.device}|{p.ident[0]}|{p.ident[1]}|"
+                f"{p.ident[2]}|{p.changed_ns}")
 
     def _one(self, path: Path, sender: str | None, received: str, res: FileResult, p: _Prepared) -> None:
         # The steps of one file, in order; `p` holds what was done ahead (and any error met).
@@ -611,7 +615,7 @@ class _Ingest:
 
 def _check_sender(ws: Workspace, county: str | None) -> None:
     if county is not None and county not in ws.registry.counties:
-        raise IntakeError(f"unknown county code {county!r} (see reference/counties.csv)")
+        raise IntakeError(unknown_county_message(county))
 
 
 def ingest_files(
@@ -684,7 +688,12 @@ def settled(items: list[tuple[Path, str, str | None]],
             st = path.lstat()
         except OSError:
             continue
-        if being_written(path):
+        writing = being_written(path)
+        if writing:
+            busy.add(path)
+        elif writing is None and wall - st.st_mtime < UNKNOWN_WRITER_SECONDS:
+            # another owner's file (an SMB or SFTP upload): the kernel will not say whether it is
+            # still open for writing, so it must have held still for much longer
             busy.add(path)
         elif wall - st.st_mtime < settle_seconds:
             young[path] = (st.st_size, st.st_mtime_ns)
@@ -705,26 +714,30 @@ def settled(items: list[tuple[Path, str, str | None]],
     return [item for item in items if item[0] not in busy]
 
 
-def being_written(path: Path) -> bool:
-    """Whether another process holds the file open for writing.
+UNKNOWN_WRITER_SECONDS = 120.0
+
+
+def being_written(path: Path) -> bool | None:
+    """Whether another process holds the file open for writing (None: cannot be known).
 
     Asked of the kernel with a read lease (Linux `F_SETLEASE`), which is refused while any
-    process has the file open for writing; where leases are not available (another owner, a
-    file system without them) the answer is no, and the settle time alone decides.
+    process has the file open for writing. Leases need the file's owner (or CAP_LEASE): for
+    another owner's file, or a file system without leases, the answer is None, and the file
+    must have held still for `UNKNOWN_WRITER_SECONDS`.
     """
     import fcntl
 
     set_lease = getattr(fcntl, "F_SETLEASE", None)
     if set_lease is None:
-        return False
+        return None
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
-        return False
+        return None
     try:
         fcntl.fcntl(fd, set_lease, fcntl.F_RDLCK)
     except OSError as exc:
-        return exc.errno in (errno.EAGAIN, errno.EBUSY)
+        return True if exc.errno in (errno.EAGAIN, errno.EBUSY) else None
     else:
         fcntl.fcntl(fd, set_lease, fcntl.F_UNLCK)
         return False
@@ -932,9 +945,6 @@ def _run(
                 batch.append((result, path))
             if job.batch_full():
                 commit()
-        if remove and not dry_run:
-            job.begin()
-            job.note_listing()
         ok = True
     finally:
         try:
@@ -965,7 +975,7 @@ def reject_submission(
     from ..jobs.notices import send_return_notice
 
     if county_code not in ws.registry.counties:
-        raise IntakeError(f"unknown county code {county_code!r}")
+        raise IntakeError(unknown_county_message(county_code))
     if not reason or not reason.strip():
         raise IntakeError("a reason is required (退回须说明原因)")
     key = str(parse_period(str(period)))

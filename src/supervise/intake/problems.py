@@ -18,6 +18,7 @@ CODES: dict[str, str] = {
     "xml_entities": "文件含有 DTD/实体声明（不安全）",
     "header_not_found": "找不到指标代码行",
     "internal_error": "处理文件时发生内部错误",
+    "reader_failed": "服务器读取文件时出现故障（超时或读取进程被终止），不计为错报",
     "not_stored": "数据库写入失败，文件未能保存（留在收件箱，下次重新处理）",
     # who and when
     "county_mismatch": "县（市）代码与报送单位不符或缺失",

@@ -16,7 +16,6 @@ data row. It judges nothing beyond "can this be read"; `validate` does the rest.
 from __future__ import annotations
 
 import csv
-import html
 import io
 import re
 import zipfile
@@ -56,9 +55,6 @@ _CELL_RE = re.compile(rb"<c\b([^>/]*)>(.*?)</c>", re.DOTALL)
 _REF_RE = re.compile(rb'\br="([A-Z]{1,3})(\d+)"')
 _HAS_VALUE_RE = re.compile(rb"<v>[^<]|<is>|<v\s[^>/]*>[^<]", re.DOTALL)
 _FORMULA_RE = re.compile(rb"<f\b[^>]*?(?:/>|>(.*?)</f>)", re.DOTALL)
-_SHEET_TAG_RE = re.compile(rb"<(?:\w+:)?sheet\b([^>]*)/?>")
-_ATTR_RE = re.compile(rb'([\w:]+)="([^"]*)"')
-_REL_RE = re.compile(rb"<Relationship\b([^>]*)/?>")
 
 
 @dataclass
@@ -258,23 +254,40 @@ def _xlsx_sheet_parts(parts: dict[str, bytes]) -> dict[str, str]:
 
 @lru_cache(maxsize=64)
 def _sheet_parts_of(workbook: bytes, workbook_rels: bytes) -> tuple[tuple[str, str], ...]:
-    """(sheet name, part name) pairs; memoised: files made from one template share these two parts."""
+    """(sheet name, part name) pairs, from a real XML parse of both parts (comments, CDATA and
+    either quote style read as calamine reads them); memoised: files made from one template
+    share these two parts."""
     rels: dict[str, str] = {}
-    for m in _REL_RE.finditer(workbook_rels):
-        attrs = dict(_ATTR_RE.findall(m.group(1)))
-        rid, target = attrs.get(b"Id"), attrs.get(b"Target")
+    for attrs in _elements(workbook_rels, "Relationship"):
+        rid, target = attrs.get("Id"), attrs.get("Target")
         if rid and target:
-            t = target.decode("utf-8", "replace")
-            t = t.lstrip("/") if t.startswith("/") else "xl/" + t
-            rels[rid.decode()] = t
+            rels[rid] = target.lstrip("/") if target.startswith("/") else "xl/" + target
     out: dict[str, str] = {}
-    for m in _SHEET_TAG_RE.finditer(workbook):
-        attrs = dict(_ATTR_RE.findall(m.group(1)))
-        name = attrs.get(b"name")
-        rid = next((v for k, v in attrs.items() if k.endswith(b":id") or k == b"id"), None)
-        if name is not None and rid is not None and rid.decode() in rels:
-            out[html.unescape(name.decode("utf-8", "replace"))] = rels[rid.decode()]
+    for attrs in _elements(workbook, "sheet"):
+        name = attrs.get("name")
+        rid = next((v for k, v in attrs.items() if k == "id" or k.endswith(":id")), None)
+        if name is not None and rid is not None and rid in rels:
+            out[name] = rels[rid]
     return tuple(out.items())
+
+
+def _elements(xml: bytes, local: str) -> list[dict[str, str]]:
+    """The attributes of every element named `local` (any prefix) in an XML part."""
+    from xml.parsers import expat
+
+    found: list[dict[str, str]] = []
+
+    def start(name: str, attrs: dict[str, str]) -> None:
+        if name.rpartition(":")[2] == local:
+            found.append(attrs)
+
+    parser = expat.ParserCreate()
+    parser.StartElementHandler = start
+    try:
+        parser.Parse(xml, True)
+    except expat.ExpatError:
+        raise FileRejected("file_unreadable", "文件的工作簿结构（workbook.xml）已损坏。请用 Excel/WPS 重新保存后再报送。") from None
+    return found
 
 
 # --------------------------------------------------------------------------- reading

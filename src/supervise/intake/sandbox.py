@@ -94,6 +94,7 @@ class SandboxPool(Generic[T, R]):
         self.ctx = multiprocessing.get_context("fork")
         self.workers: list[_Worker] = [self._start() for _ in range(max(1, workers))]
         self.failures = 0
+        self.server_fault = False     # whether the last failure was the server's, not the file's
 
     def _start(self) -> _Worker:
         parent, child = self.ctx.Pipe(duplex=True)
@@ -195,14 +196,17 @@ class SandboxPool(Generic[T, R]):
         if (alive and not overdue) or not w.tasks:
             return
         index = w.tasks.popleft()
+        # The file's fault only when the reader ran out of its memory (calamine aborts when an
+        # allocation fails; Python exits with 70, above). A time limit hit on a loaded server, or
+        # a reader killed from outside, is the server's: `server_fault` in the reason.
         if alive:
-            reason = f"读取超过{self.seconds:g}秒仍未完成"
+            reason, fault = f"读取超过{self.seconds:g}秒仍未完成", True
         else:
             w.process.join()
             code = w.process.exitcode
-            # calamine aborts the process when an allocation fails; Python exits with 70 (above)
-            reason = ("读取所需内存超过上限" if code in (70, -signal.SIGABRT, -signal.SIGSEGV)
-                      else f"读取进程异常退出（{code}）")
+            memory = code in (70, -signal.SIGABRT, -signal.SIGSEGV)
+            reason, fault = ("读取所需内存超过上限", False) if memory else (f"读取进程异常退出（{code}）", True)
+        self.server_fault = fault
         log.error("the reader stopped on task %d (%s); it is rejected as unreadable", index, reason)
         self.failures += 1
         done[index] = self.fallback(tasks[index], reason)
