@@ -147,8 +147,8 @@ def test_the_annual_rulebook_without_targets_for_the_year_settles_nothing(ws: Wo
     checked = invoke(ws, "rules", "check", "--year", "2024")  # before the run
     assert checked.exit_code == 1
     assert "考核规则（均已通过校验" not in checked.stdout and "格式均已通过校验；1个规则不具备考核条件" in checked.stdout
-    assert f"不具备考核条件 / cannot rank 2024: cz-park-annual: {park}" in checked.stdout
-    assert f"cz-park-annual: {land}" in checked.stdout
+    assert f"不具备考核条件（2024）：cz-park-annual：{park}" in checked.stdout
+    assert f"不具备考核条件（2024）：cz-park-annual：{land}" in checked.stdout
     assert "考核规则 cz-park-annual 不具备考核条件，运行将失败" in checked.stderr
     doc = json.loads(invoke(ws, "rules", "check", "--year", "2024", "--json").stdout)
     annual = next(b for b in doc["rulebooks"] if b["id"] == "cz-park-annual")
@@ -199,11 +199,11 @@ def test_rules_without_a_period_warns_about_the_targets_the_next_runs_need(
     result = invoke(ws, "rules")
     assert result.exit_code == 0, result.output  # warnings: nothing is run
     assert "格式均已通过校验；1个规则不具备考核条件" in result.stdout
-    assert "cannot rank 2024: cz-park-annual: reference/targets.csv 没有2024年的年度目标 park_new" in result.stdout
+    assert "不具备考核条件（2024）：cz-park-annual：reference/targets.csv 没有2024年的年度目标 park_new" in result.stdout
 
     monkeypatch.setattr("supervise.cli_assess.now", lambda: at("2026-12-02 09:00"))  # 2025 and 2026 are there
     result = invoke(ws, "rules")
-    assert result.exit_code == 0 and "考核规则（均已通过校验）" in result.stdout and "cannot rank" not in result.stdout
+    assert result.exit_code == 0 and "考核规则（均已通过校验）" in result.stdout and "不具备考核条件" not in result.stdout
 
 
 # --------------------------------------------------------------------------- the pure core

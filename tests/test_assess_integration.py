@@ -248,7 +248,8 @@ def test_explain_json_and_table(year_ws: Workspace) -> None:
 def test_explain_refuses_unknown_county_and_rulebook(year_ws: Workspace) -> None:
     runner = CliRunner()
     res = runner.invoke(cli, ["--home", str(year_ws.home), "explain", "--county", "999999", "--year", "2025"])
-    assert res.exit_code == 1 and "999999" in res.output
+    assert (res.exit_code, res.stderr) == (2, "错误 / error: 未知的县（市、区）代码 999999：--county 须为 "
+                                               "reference/counties.csv 中的6位代码（见 --help）\n")
     res = runner.invoke(cli, ["--home", str(year_ws.home), "explain", "--county", "130981", "--month",
                               "2025-03", "--rulebook", "t-year"])
     assert res.exit_code == 1 and "--year" in res.output

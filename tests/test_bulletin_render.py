@@ -157,14 +157,14 @@ def test_crash_after_first_file_leaves_whole_files(filled: Workspace, monkeypatc
     real = render_mod.atomic_write
     seen: list[Path] = []
 
-    def flaky(path: Path, data: bytes) -> None:
+    def flaky(path: Path, data: bytes, **kw: int) -> None:
         seen.append(path)
         if len(seen) == 2:
             tmp = path.parent / f".{path.name}.partial.tmp"
             tmp.write_bytes(data[: len(data) // 2])
             tmp.unlink()
             raise RuntimeError("killed")
-        real(path, data)
+        real(path, data, **kw)
 
     monkeypatch.setattr(render_mod, "atomic_write", flaky)
     with pytest.raises(RuntimeError):
@@ -285,3 +285,53 @@ def test_reward_tally_heading_states_the_rulebooks_rates(ws: Workspace) -> None:
     assert ("黄骅市", 2, 4, 8) in rows and ("合计", None, None, 112) in rows
     page = out.html.read_text(encoding="utf-8")
     assert f"<h4>{heading}</h4>" in page and "每家2万元" not in page
+
+
+# --------------------------------------------------------------------------- printing and files
+
+ISSUER = "沧州市民营经济领导小组办公室（沧州市工业和信息化局）"
+
+
+def test_every_printed_page_has_its_number_the_issuer_and_the_period(filled: Workspace) -> None:
+    out = render(filled)
+    wb = openpyxl.load_workbook(out.xlsx)
+    assert len(wb.worksheets) == 7  # 通报, 综合排名, 分项得分, 集群情况, 报送情况, 目标进度, 奖惩结算
+    for sheet in wb.worksheets:
+        for part in (sheet.oddFooter, sheet.evenFooter):
+            assert part.center.text == f"{ISSUER}　2025年3月\n第 &P 页，共 &N 页", sheet.title
+            assert part.center.size == 9
+        assert sheet.oddHeader.center.text is None, sheet.title  # headers: only a preview's mark
+
+
+def test_an_ampersand_in_the_issuer_is_printed_not_read_as_a_code() -> None:
+    from io import BytesIO
+
+    from supervise.bulletin import write_workbook
+    from supervise.workspace import Settings
+
+    from .bulletin_support import make_bulletin, settings
+
+    data = settings().data
+    custom = Settings({**data, "bureau": {"issuer": "工信局&统计局", "city": "沧州市"}})
+    wb = openpyxl.load_workbook(BytesIO(write_workbook(make_bulletin(settings=custom))))
+    assert wb.worksheets[0].oddFooter.center.text == "工信局&&统计局　2025年3月\n第 &P 页，共 &N 页"
+
+
+@pytest.mark.parametrize("umask", [0o077, 0o022, 0o000])
+def test_bulletin_files_get_the_configured_mode_whatever_the_umask(filled: Workspace, umask: int) -> None:
+    import os
+    import stat
+
+    def modes(out: render_mod.BulletinOutputs) -> set[int]:
+        return {stat.S_IMODE(p.stat().st_mode) for p in (out.xlsx, out.html, out.email_html, out.json)}
+
+    old = os.umask(umask)
+    try:
+        assert modes(render(filled)) == {0o640}                          # the default, "0640"
+        text = filled.settings_path.read_text(encoding="utf-8")
+        filled.settings_path.write_text(text.replace('file_mode = "0640"', 'file_mode = "0600"'), encoding="utf-8")
+        ws = Workspace(filled.home)                                      # the settings read again
+        changed = make_result(ws.registry, issued_at="2025-04-09T09:00:00+08:00")
+        assert modes(render(ws, results=[changed])) == {0o600}           # files replaced get it too
+    finally:
+        os.umask(old)

@@ -235,7 +235,7 @@ def test_settings_accessors_read_the_merged_settings(ws: Workspace, smtp: SmtpSe
 
     defaults = Settings()
     assert defaults.bureau.city == "沧州市" and "工业和信息化局" in defaults.bureau.issuer
-    assert (defaults.reminder_days.before, defaults.reminder_days.after) == ((2,), (1,))
+    assert (defaults.reminder_days.before, defaults.reminder_days.after) == ((2, 0), ())
     assert (defaults.jobs.lock_wait, defaults.jobs.misfire_grace) == (300.0, 3600)
     assert defaults.smtp == SmtpSettings(host="127.0.0.1", port=25, sender="supervise@localhost", timeout=30.0)
 

@@ -20,6 +20,8 @@ from supervise.workspace import Workspace
 
 from .intake_corpus import HUANGHUA, RENQIU, at, dump, filled, monthly_values
 
+UNKNOWN_999999 = "未知的县（市、区）代码 999999：--county 须为 reference/counties.csv 中的6位代码"
+
 FEB, MARCH = Month(2025, 2), Month(2025, 3)
 
 
@@ -257,7 +259,8 @@ def test_cli_templates_ingest_status_history_reject(ws: Workspace, tmp_path: Pat
     assert [v["state"] for v in json.loads(r.stdout)["versions"]] == ["rejected", "returned"]
 
     # Usage errors are failures: unknown county, bad time, missing file, nothing to send back.
-    assert runner.invoke(cli, [*home, "ingest", str(good), "--county", "999999"]).exit_code != 0
+    unknown = runner.invoke(cli, [*home, "ingest", str(good), "--county", "999999"])
+    assert (unknown.exit_code, unknown.stderr) == (2, f"错误 / error: {UNKNOWN_999999}（见 --help）\n")
     assert runner.invoke(cli, [*home, "ingest", str(good), "--received-at", "yesterday"]).exit_code != 0
     assert runner.invoke(cli, [*home, "ingest", str(tmp_path / "nope.xlsx")]).exit_code != 0
     r = runner.invoke(cli, [*home, "reject", "--county", HUANGHUA, "--month", "2025-03", "--reason", "x"])
@@ -268,7 +271,8 @@ def test_cli_human_output_is_not_json(ws: Workspace, tmp_path: Path) -> None:
     good = filled(ws, HUANGHUA, MARCH, tmp_path / "a.xlsx", CZ01__rd_ytd="[bold]x[/bold]")
     r = CliRunner().invoke(cli, ["--home", str(ws.home), "ingest", str(good), "--county", HUANGHUA])
     assert r.exit_code == 0
-    assert "[not_a_number]" in r.output and "退回 rejected" in r.output
+    assert "[not_a_number]" in r.output and "│ 退回 " in r.output
+    assert r.output.endswith("\n已受理 0，有提示 0，退回 1，未变化 0，存储数值 0\n")
     with pytest.raises(json.JSONDecodeError):
         json.loads(r.stdout)
 

@@ -198,10 +198,9 @@ def test_smtp_down_at_reject_time_the_notice_waits_and_goes_once(
     r = CliRunner().invoke(cli, [*home, "reject", "--county", HUANGHUA, "--month", "2025-03",
                                  "--reason", REASON, "--actor", "张三"])
     assert r.exit_code == 0, r.output                      # the 退回 stands
-    assert f"已退回 returned: {HUANGHUA} 2025-03" in r.stdout
+    assert r.stdout.startswith(f"已退回：{HUANGHUA} 2025-03（#1）：{REASON}\n")
     for address in CONTACTS:
-        assert f"退回通知未能发出，已留在 outbox 待下次 collect 重发 / notice kept in the outbox for the next " \
-               f"collect: {address}" in r.stdout
+        assert f"  退回通知未能发出，已留在 outbox 待下次 collect 重发：{address}（" in r.stdout
     waiting = CliRunner().invoke(cli, [*home, "runs", "--json"])
     outbox = json.loads(waiting.stdout)["outbox"]
     assert sorted((d["kind"], d["recipient"], d["state"]) for d in outbox) == [
@@ -259,8 +258,8 @@ def test_status_shows_the_reason_of_the_return(returned_ws: Workspace, monkeypat
     human = CliRunner().invoke(cli, [*home, "status", "--month", "2025-03"], env={"COLUMNS": "400"})
     assert human.exit_code == 0, human.output
     [line] = [ln for ln in human.stdout.splitlines() if HUANGHUA in ln]
-    assert "退回 rejected" in line
-    assert f"退回原因 reason: {REASON}（2025-04-04 09:00 退回）" in line
+    assert [cell.strip() for cell in line.split("│")[1:-1]] == [
+        HUANGHUA, "黄骅市", "退回", "2025-04-03 16:20", "", f"退回原因：{REASON}（2025-04-04 09:00 退回）"]
 
 
 def test_remind_of_a_returned_county_gives_the_reason(returned_ws: Workspace, smtp: SmtpServer) -> None:

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -114,6 +115,91 @@ def test_supervise_run_json_is_the_spec_document_and_a_rerun_changes_nothing(hom
     assert redo["delivery"]["content_hash"] == doc["delivery"]["content_hash"]
     assert len(smtp.received) == 2
     assert _digests(home / "reports" / "2025-03") == before
+    assert doc["bulletin_version"] == redo["bulletin_version"] == 1 and redo["correction"] == []
+
+
+def test_a_rerun_that_changes_nothing_says_so(home: Path, smtp: SmtpServer) -> None:
+    runner = CliRunner()
+    first = runner.invoke(cli, ["--home", str(home), "run", "--month", "2025-03"])
+    assert first.exit_code == 0, first.output
+    folder = home / "reports" / "2025-03"
+    assert first.stdout.splitlines() == [
+        "2025-03：1 项考核",
+        "  cz-monthly 2025.1：14 个单位参加排名",
+        f"  Excel 通报：{folder / 'bulletin-2025-03.xlsx'}",
+        f"  网页通报：{folder / 'bulletin-2025-03.html'}",
+        f"  结果数据：{folder / 'results-2025-03.json'}",
+        "  邮件：已发送 2",
+    ]
+    again = runner.invoke(cli, ["--home", str(home), "run", "--month", "2025-03"])
+    assert again.exit_code == 0, again.output
+    assert again.stdout.splitlines()[-2:] == ["  未变化：通报与上次运行时相同", "  邮件：已发送过，未重发 2"]
+    collected = runner.invoke(cli, ["--home", str(home), "collect"])
+    assert (collected.exit_code, collected.stdout) == (0, "收件箱：没有新文件，未变化\n")
+
+
+def _resubmit(home: Path, code: str, factor: float) -> None:
+    """The county sends its March data again, its revenue this year `factor` times what it was."""
+    from supervise.demo import monthly_values, profiles
+    from supervise.intake.templates import fill_template, write_templates
+
+    ws = Workspace(home)
+    prof = profiles(ws.registry)
+    values = {}
+    for c in ws.registry.clusters_of(code):
+        row = monthly_values(c, prof[c.code], MARCH)
+        values[c.code] = {**row, "revenue_ytd": round(row["revenue_ytd"] * factor, 1)}
+    [t] = write_templates(ws, MARCH, code)
+    (ws.inbox_dir / code).mkdir(exist_ok=True)
+    fill_template(Path(str(t["path"])), values, ws.inbox_dir / code / f"{code}-{MARCH}-更正.xlsx")
+
+
+def test_a_resubmission_goes_out_as_a_correction_naming_what_changed(home: Path, smtp: SmtpServer) -> None:
+    runner = CliRunner()
+    first = json.loads(runner.invoke(cli, ["--home", str(home), "run", "--month", "2025-03", "--json"]).stdout)
+    assert first["bulletin_version"] == 1
+    folder = home / "reports" / "2025-03"
+    # [reports] file_mode = "0640" (the default): the service's group may read what is published.
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {
+        "bulletin-2025-03.xlsx": 0o640, "bulletin-2025-03.html": 0o640, "email-2025-03.html": 0o640,
+        "results-2025-03.json": 0o640}
+
+    [last] = [r for r in first["assessments"][0]["ranking"] if r["rank"] == 14]
+    _resubmit(home, last["county_code"], 1.5)
+    result = runner.invoke(cli, ["--home", str(home), "run", "--month", "2025-03", "--json"])
+    assert result.exit_code == 0, result.output
+    second = json.loads(result.stdout)
+    assert second["bulletin_version"] == 2
+    assert [m["state"] for m in second["delivery"]["mails"]] == ["sent", "sent"]
+
+    old = {r["county_code"]: r for r in first["assessments"][0]["ranking"]}
+    new = second["assessments"][0]["ranking"]
+    moved = [r for r in new if (r["score"], r["rank"]) != (old[r["county_code"]]["score"], old[r["county_code"]]["rank"])]
+    assert last["county_code"] in {r["county_code"] for r in moved}
+    title = second["assessments"][0]["title"]
+    scores, ledger = second["correction"]
+    assert scores.startswith(f"《{title}》得分、名次有变化的县（市）：")
+    for r in new:  # each county that moved is named with its old and new score or rank, no other
+        was = old[r["county_code"]]
+        assert (r["county_name"] in scores) == (r in moved), r["county_name"]
+        if r["score"] != was["score"]:
+            assert f"{r['county_name']}得分{was['score']:.2f}→{r['score']:.2f}" in scores
+        if r["rank"] != was["rank"]:
+            assert f"名次第{was['rank']}名→第{r['rank']}名" in scores
+    same_ledger = first["assessments"][0]["ledger"] == second["assessments"][0]["ledger"]
+    assert ledger.startswith(f"《{title}》奖惩结算台账{'未变化' if same_ledger else '有变化：'}")
+
+    [_, mail] = smtp.to(RECIPIENTS[0])
+    assert mail.message["Subject"] == f"【更正】{TITLE}（第2版）"
+    text = [line for line in mail.message.get_body(("plain",)).get_content().splitlines() if line]
+    assert text[:4] == ["【更正】第2版", "更正：本通报为第2版，更正此前发出的第1版，请以本版为准。与第1版相比：",
+                        f"1. {scores}", f"2. {ledger}"]
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o640 for p in folder.iterdir())
+
+    again = json.loads(runner.invoke(cli, ["--home", str(home), "run", "--month", "2025-03", "--json"]).stdout)
+    assert (again["bulletin_version"], again["correction"]) == (2, second["correction"])
+    assert [m["state"] for m in again["delivery"]["mails"]] == ["skipped", "skipped"]
+    assert len(smtp.to(RECIPIENTS[0])) == 2
 
 
 def test_run_without_smtp_fails_loudly_and_keeps_the_mail(home: Path, smtp: SmtpServer) -> None:

@@ -137,6 +137,7 @@ def test_provisional_preview_is_marked_on_every_page_never_stored_and_never_mail
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert (doc["provisional"], doc["preview"]) == (True, MARK)
+    assert doc["bulletin_version"] is None                 # a preview is never a version of the bulletin
     assert doc["delivery"]["delivered"] is False and doc["delivery"]["mails"] == []
     assert "预览不发送" in doc["delivery"]["skipped"]
     [a] = doc["assessments"]
@@ -166,9 +167,10 @@ def test_provisional_preview_is_marked_on_every_page_never_stored_and_never_mail
     book = openpyxl.load_workbook(folder / "bulletin-2026-12-provisional.xlsx")
     assert book.worksheets[0]["A1"].value.startswith(MARK)  # the cover's banner
     for sheet in book.worksheets:
-        for part in (sheet.oddHeader, sheet.evenHeader, sheet.firstHeader,
-                     sheet.oddFooter, sheet.evenFooter, sheet.firstFooter):
+        for part in (sheet.oddHeader, sheet.evenHeader, sheet.firstHeader):
             assert part.center.text == MARK, sheet.title
+        for part in (sheet.oddFooter, sheet.evenFooter, sheet.firstFooter):  # the mark beside the page numbers
+            assert part.center.text.endswith(f"2026年12月\n{MARK}　第 &P 页，共 &N 页"), sheet.title
         assert MARK in sheet["A1"].value, sheet.title
 
     assert smtp.received == []
@@ -181,6 +183,7 @@ def test_provisional_preview_is_marked_on_every_page_never_stored_and_never_mail
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["provisional"] is False and "preview" not in doc
+    assert (doc["bulletin_version"], doc["correction"]) == (1, [])  # the first, whatever was previewed
     rows = {r["county_code"]: r for r in doc["assessments"][0]["ranking"]}
     assert (rows[HAIXING]["reporting_state"], rows[HAIXING]["deductions"], rows[HAIXING]["score"]) == (
         "missing", 10, -10.0)

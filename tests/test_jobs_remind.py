@@ -54,6 +54,23 @@ def test_windows_open_before_the_deadline_and_the_day_after() -> None:
     assert open_at("2025-04-11 09:00") == [("2025Q1", "after1")]
 
 
+def test_default_windows_are_before_and_on_the_deadline_day_never_after() -> None:
+    # The default [deadlines]: remind_days_before = [2, 0], remind_days_after = []. March data
+    # are due 5 April: reminded on the 3rd and on the 5th; on the 6th the run publishes 漏报.
+    from supervise.workspace import Settings
+
+    days = Settings().reminder_days
+    assert (days.before, days.after) == ((2, 0), ())
+    ws = windows_for(Month(2025, 3), DL, days.before, days.after)
+    assert [(w.key, w.start, w.end) for w in ws] == [
+        ("before2", date(2025, 4, 3), date(2025, 4, 5)),
+        ("before0", date(2025, 4, 5), date(2025, 4, 6)),
+    ]
+    assert not any(w.after_deadline for w in ws)
+    assert [w.key for w in windows_at(at("2025-04-05 23:00"), DL, days.before, days.after)] == ["before0"]
+    assert windows_at(at("2025-04-06 09:00"), DL, days.before, days.after) == []
+
+
 def _with_contacts(ws: Workspace, emails: dict[str, str]) -> Workspace:
     path = ws.reference_dir / "counties.csv"
     rows = list(csv.DictReader(StringIO(path.read_text(encoding="utf-8-sig"))))
@@ -96,13 +113,14 @@ def test_remind_mails_missing_and_rejected_counties_once_per_window(ws: Workspac
     rejected = smtp.to("gxj@renqiu.example")[0].message.get_content()
     assert "未能通过审核（数据校验未通过，待重新报送）" in rejected
 
-    # Same window (the 4th): nothing new. After the deadline (the 6th): once more, "overdue".
+    # Same window (the 4th): nothing new. On the deadline day (the 5th): once more. After it (the
+    # 6th, when the monthly run has published 漏报): no reminder.
     assert remind(ws, at("2025-04-04 09:00"), steps=steps).reminded == []
     assert len(smtp.received) == 3
-    late = remind(ws, at("2025-04-06 09:00"), steps=steps)
-    assert len(late.reminded) == 3
-    assert "现已逾期1天" in smtp.to("gxj@renqiu.example")[1].message.get_content()
-    assert remind(ws, at("2025-04-07 09:00"), steps=steps).windows == []
+    last = remind(ws, at("2025-04-05 09:00"), steps=steps)
+    assert [w["window"] for w in last.windows] == ["before0"] and len(last.reminded) == 3
+    assert "报送截止时间为2025年4月5日24时，请按时报送" in smtp.to("gxj@renqiu.example")[1].message.get_content()
+    assert remind(ws, at("2025-04-06 09:00"), steps=steps).windows == []
 
     conn = ws.connect()
     sent = [d for d in runs.recent_deliveries(conn) if d.kind == "reminder"]

@@ -79,6 +79,7 @@ def test_rerun_with_same_inputs_sends_nothing_and_a_correction_goes_out(ws: Work
     assert [m.state for m in corrected.deliveries] == ["sent", "sent"]
     assert len(smtp.received) == 4
     assert len(smtp.to(RECIPIENTS[0])) == 2
+    assert smtp.to(RECIPIENTS[0])[1].message["Subject"] == f"【更正】{TITLE}（第2版）"
 
 
 def test_resend_sends_again_and_no_deliver_sends_nothing(ws: Workspace, smtp: SmtpServer) -> None:
@@ -170,13 +171,17 @@ def test_supervise_runs_lists_records_and_the_outbox(ws: Workspace, smtp: SmtpSe
     assert sorted((d["kind"], d["recipient"]) for d in doc["outbox"]) == sorted(
         [("bulletin", r) for r in RECIPIENTS] + [("alert", ADMIN)])
 
-    text = CliRunner().invoke(cli, ["--home", str(ws.home), "runs"]).stdout
-    assert "outbox: 3 mail(s) waiting to be sent again" in text
-    assert f"alert  {ADMIN}" in text
-    assert "run_month   2025-03  error" in text
+    text = CliRunner().invoke(cli, ["--home", str(ws.home), "runs"], env={"COLUMNS": "400"}).stdout
+    lines = text.splitlines()
+    assert lines[0] == "编号  任务       报告期   开始                 结束                 用时  结果  来源    说明"
+    assert lines[1].startswith("   2  run_month  2025-03  2025-04-06 08:00:00  2025-04-06 08:00:00  0秒   失败  "
+                               "命令行  2 封邮件未能发出，已保存在 outbox 待下次重试")
+    assert lines[2] == "   1  run_month  2025-03  2025-04-06 08:00:00  2025-04-06 08:00:00  0秒   成功  命令行"
+    assert lines[3] == "outbox：3 封邮件待重发"
+    assert f"alert  {ADMIN}（已尝试 2 次）：" in text
 
     both = CliRunner().invoke(cli, ["--home", str(ws.home), "run", "--month", "2025-03", "--due", "month"])
-    assert both.exit_code == 2 and "give a period or --due, not both" in both.output
+    assert both.exit_code == 2 and "报告期和 --due 只能给一个" in both.output
 
 
 def test_a_correction_to_what_the_bulletin_prints_is_mailed_even_when_the_results_stay(
@@ -198,8 +203,14 @@ def test_a_correction_to_what_the_bulletin_prints_is_mailed_even_when_the_result
     assert [r.to_json() for r in corrected.results] == [r.to_json() for r in first.results]
     assert corrected.content_hash != first.content_hash
     assert [m.state for m in corrected.deliveries] == ["sent", "sent"]
-    [_, latest] = smtp.to(RECIPIENTS[0])
+    [earlier, latest] = smtp.to(RECIPIENTS[0])
     assert "135.0" in latest.message.get_body(("html",)).get_content()
+    # a correction, told as one: the scores, ranks and ledger stayed, the rest of the bulletin changed
+    assert (earlier.message["Subject"], latest.message["Subject"]) == (TITLE, f"【更正】{TITLE}（第2版）")
+    assert (first.bulletin_version, corrected.bulletin_version) == (1, 2)
+    assert corrected.to_json()["correction"] == [
+        "《cz-monthly》各县（市）得分、名次未变化。", "《cz-monthly》奖惩结算台账未变化（本期无结算）。",
+        "各县（市）得分、名次和奖惩结算台账均未变化，更新的是集群情况、报送情况等其他内容。"]
     [record] = _runs(ws)[-1:]
     assert record.detail["content_hash"] == corrected.content_hash
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -51,9 +51,10 @@ def test_default_schedule_follows_the_deadlines() -> None:
     s = load_schedule(deadlines())
     assert {e.name: e.cron for e in s} == {
         "collect": ("5 * * * *",),
-        # monthly data due the 5th: remind on the 3rd (2 days before) and the 6th (1 day after);
-        # quarterly data due the 10th of Jan/Apr/Jul/Oct: remind on the 8th and the 11th.
-        "remind": ("0 9 3,6 * *", "0 9 8,11 1,4,7,10 *"),
+        # monthly data due the 5th: remind on the 3rd (2 days before) and on the 5th, the deadline
+        # day; quarterly data due the 10th of Jan/Apr/Jul/Oct: remind on the 8th and the 10th.
+        # Never after: the run the next morning publishes 漏报.
+        "remind": ("0 9 3,5 * *", "0 9 8,10 1,4,7,10 *"),
         "run_month": ("0 8 6 * *",),
         "run_quarter": ("30 8 11 1,4,7,10 *",),
         "run_year": ("0 10 11 1 *",),
@@ -62,10 +63,41 @@ def test_default_schedule_follows_the_deadlines() -> None:
 
 
 def test_moving_a_deadline_moves_its_jobs() -> None:
-    s = load_schedule(deadlines(monthly_day=10, quarterly_day=15, remind_days_before=[3, 1], remind_days_after=[2]))
+    s = load_schedule(deadlines(monthly_day=10, quarterly_day=15, remind_days_before=[3, 1, 0], remind_days_after=[]))
     assert s.entry("run_month").cron == ("0 8 11 * *",)
     assert s.entry("run_quarter").cron == ("30 8 16 1,4,7,10 *",)
-    assert s.entry("remind").cron == ("0 9 7,9,12 * *", "0 9 12,14,17 1,4,7,10 *")
+    assert s.entry("remind").cron == ("0 9 7,9,10 * *", "0 9 12,14,15 1,4,7,10 *")
+
+
+def test_every_default_reminder_comes_before_the_run_that_publishes_missing() -> None:
+    s = load_schedule(deadlines())
+    remind, run_month, run_quarter = (s.entry(n).triggers() for n in ("remind", "run_month", "run_quarter"))
+
+    def fires(trigger: object, start: str, end: str) -> list[datetime]:
+        out, t = [], at(start)
+        while (t := trigger.get_next_fire_time(None, t + timedelta(seconds=1))) < at(end):  # type: ignore[attr-defined]
+            out.append(t)
+        return out
+
+    # April 2025: March data due the 5th, Q1 updates due the 10th.
+    assert fires(remind, "2025-04-01 00:00", "2025-05-01 00:00") == [
+        at("2025-04-03 09:00"), at("2025-04-05 09:00"), at("2025-04-08 09:00"), at("2025-04-10 09:00")]
+    assert fires(run_month, "2025-04-01 00:00", "2025-05-01 00:00") == [at("2025-04-06 08:00")]
+    assert fires(run_quarter, "2025-04-01 00:00", "2025-05-01 00:00") == [at("2025-04-11 08:30")]
+
+
+@pytest.mark.parametrize(("over", "day", "run_day"), [
+    ({"remind_days_after": [1]}, 6, 6),
+    ({"monthly_day": 10, "quarterly_day": 15, "remind_days_before": [1], "remind_days_after": [2]}, 12, 11),
+])
+def test_a_reminder_after_the_run_publishes_missing_is_left_out(over: dict[str, object], day: int, run_day: int,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """A workspace set up before reminders moved (remind_days_after = [1]) keeps running: the
+    reminder that would come after the run's 漏报 is left out, and the log says so."""
+    with caplog.at_level(logging.WARNING, logger="supervise.jobs"):
+        s = load_schedule(deadlines(**over))
+    assert all(f" {day} " not in f" {c.split()[2].replace(',', ' ')} " for c in s.entry("remind").cron)
+    assert f"催报日 {day} 日不早于通报运行日 {run_day} 日" in caplog.text
 
 
 def test_no_reminder_days_means_no_reminder_lines() -> None:
@@ -78,7 +110,7 @@ def test_no_reminder_days_means_no_reminder_lines() -> None:
     [
         ({"remind_days_before": [5]}, "would fall on day 0"),
         ({"monthly_day": 28}, "monthly_day = 28"),
-        ({"quarterly_day": 27, "remind_days_after": [2]}, "would fall on day 29"),
+        ({"quarterly_day": 3, "remind_days_before": [3]}, "a reminder for quarterly data would fall on day 0"),
     ],
 )
 def test_days_that_do_not_exist_in_every_month_are_refused(over: dict[str, object], message: str) -> None:
@@ -136,7 +168,7 @@ def test_scheduler_jobs_fire_at_the_declared_times(ws: Workspace) -> None:
     now = at("2025-04-05 12:00")
     nxt = {name: job.trigger.get_next_fire_time(None, now) for name, job in jobs.items()}
     assert nxt["collect"] == at("2025-04-05 12:05")
-    assert nxt["remind"] == at("2025-04-06 09:00")
+    assert nxt["remind"] == at("2025-04-08 09:00")  # the 5th's (deadline day) passed; none on the 6th
     assert nxt["run_month"] == at("2025-04-06 08:00")
     assert nxt["run_quarter"] == at("2025-04-11 08:30")
     assert nxt["run_year"] == at("2026-01-11 10:00")
@@ -208,7 +240,7 @@ def test_a_failed_period_run_is_retried_by_the_next_catch_up(ws: Workspace) -> N
 
 def test_previous_fire_of_combined_triggers() -> None:
     remind = load_schedule(deadlines()).entry("remind")
-    assert previous_fire(remind, at("2025-04-07 10:00")) == at("2025-04-06 09:00")
+    assert previous_fire(remind, at("2025-04-07 10:00")) == at("2025-04-05 09:00")
     assert previous_fire(remind, at("2025-04-09 10:00")) == at("2025-04-08 09:00")
 
 

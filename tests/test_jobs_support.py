@@ -16,7 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from supervise.bulletin.render import BulletinOutputs, content_hash
+from supervise.bulletin.build import bulletin_subject
+from supervise.bulletin.render import BulletinOutputs, EditionOf, content_hash
 from supervise.intake.ingest import FileResult, IngestReport
 from supervise.jobs import Steps
 from supervise.periods import TZ, Period, parse_period
@@ -92,8 +93,10 @@ def _atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def fake_render(ws: Workspace, period: Period, results: list[FakeResult], *, now: datetime) -> BulletinOutputs:
-    """Like render_bulletins: deterministic files, and a content hash over their bytes."""
+def fake_render(ws: Workspace, period: Period, results: list[FakeResult], *, now: datetime,
+                edition_of: EditionOf | None = None) -> BulletinOutputs:
+    """Like render_bulletins: deterministic files, and a content hash over their bytes; with
+    `edition_of`, its version and correction printed at the top of the page, 【更正】 in the subject."""
     from openpyxl import Workbook
 
     from supervise.bulletin.excel import workbook_bytes
@@ -118,6 +121,14 @@ def fake_render(ws: Workspace, period: Period, results: list[FakeResult], *, now
     table = "".join(f"<tr><td>{name}</td><td>{value}</td></tr>" for name, value in sorted(clusters.items()))
     page = (f"<html><head><title>{title}</title></head><body><h1>{title}</h1><table>{rows}</table>"
             f"<table>{table}</table></body></html>")
+    draft = content_hash({"html": page.encode(), "json": json.dumps(doc, sort_keys=True).encode()})
+    edition = edition_of(draft) if edition_of is not None else None
+    subject = title
+    if edition is not None:
+        doc["bulletin_version"] = edition.version
+        page = page.replace("<body>", f"<body><p>第{edition.version}版</p>"
+                            + "".join(f"<p>{line}</p>" for line in edition.changes))
+        subject = bulletin_subject(title, edition)
     out = {
         "xlsx": folder / f"bulletin-{period}.xlsx",
         "html": folder / f"bulletin-{period}.html",
@@ -133,6 +144,8 @@ def fake_render(ws: Workspace, period: Period, results: list[FakeResult], *, now
     return BulletinOutputs(
         xlsx=out["xlsx"], html=out["html"], email_html=out["email"], json=out["json"], title=title,
         xlsx_name=f"{title}.xlsx", html_name=f"{title}.html", content_hash=content_hash(files),
+        subject=subject, version=edition.version if edition else 0, draft_hash=draft,
+        correction=edition.changes if edition else (),
     )
 
 

@@ -197,7 +197,7 @@ def test_run_with_the_base_rulebook_succeeds(march_ws: Workspace) -> None:
     write(march_ws, BASE)
     res = run_march(march_ws)
     assert res.exit_code == 0, res.output
-    assert "limits L1: 14 counties ranked" in res.output
+    assert "  limits L1：14 个单位参加排名\n" in res.output
 
 
 # ------------------------------------------------------------------ nesting and size
@@ -310,7 +310,7 @@ def test_weights_that_do_not_add_up_to_100_are_a_warning(ws: Workspace) -> None:
     res = rules(ws)
     assert res.exit_code == 0, res.output   # a warning, not a refusal
     assert "考核规则（均已通过校验，1条警告）" in res.output
-    assert f"警告 / warning: {warning_for(path, '90', '100')}" in res.output
+    assert f"警告：{warning_for(path, '90', '100')}" in res.output
     res = rules(ws, str(path), "--json")
     assert res.exit_code == 0, res.output
     (book,) = json.loads(res.stdout)["rulebooks"]
@@ -354,7 +354,7 @@ def test_weights_total_other_than_the_weights_warns(ws: Workspace) -> None:
     path = write(ws, edited('period = "month"', 'period = "month"\nweights_total = 1000'))
     res = rules(ws, str(path))
     assert res.exit_code == 0, res.output
-    assert f"警告 / warning: {warning_for(path, '100', '1000')}" in res.output
+    assert f"警告：{warning_for(path, '100', '1000')}" in res.output
 
 
 @pytest.mark.parametrize(

@@ -138,3 +138,28 @@ def test_init_with_an_empty_archive_creates_the_database(tmp_path: Path):
     result = CliRunner().invoke(cli, ["--home", str(home), "init"])
     assert result.exit_code == 0, result.output
     assert (home / "supervise.db").exists()
+
+
+@pytest.mark.parametrize("value, mode", [('"0640"', 0o640), ('"600"', 0o600), ('"0644"', 0o644)])
+def test_reports_file_mode_is_an_octal_string(tmp_path: Path, value: str, mode: int):
+    p = tmp_path / "supervise.toml"
+    p.write_text(f"[reports]\nfile_mode = {value}\n", encoding="utf-8")
+    assert load_settings(p).reports.file_mode == mode
+    assert load_settings(tmp_path / "absent.toml").reports.file_mode == 0o640  # the default
+
+
+@pytest.mark.parametrize("value, message", [
+    ("640", "file_mode must be a str, not 640"),            # a TOML number, not the string
+    ('"rw-r-----"', "must be an octal mode string"),
+    ('"0o640"', "must be an octal mode string"),
+    ('"0680"', "must be an octal mode string"),
+    ('"4750"', "must be an octal mode string"),            # no setuid, setgid or sticky bits
+    ('"0440"', "the owner must keep read and write"),
+    ('"0660"', "only the owner may write"),
+    ('"0646"', "only the owner may write"),
+])
+def test_reports_file_mode_refused_on_load(tmp_path: Path, value: str, message: str):
+    p = tmp_path / "supervise.toml"
+    p.write_text(f"[reports]\nfile_mode = {value}\n", encoding="utf-8")
+    with pytest.raises(WorkspaceError, match=message):
+        load_settings(p)

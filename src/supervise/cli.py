@@ -21,6 +21,7 @@ from . import __version__
 from .cli_text import SafeFormatter, safe_json, safe_text
 from .errors import SuperviseError
 from .periods import TZ, Month, Period, Quarter, Year, parse_period
+from .registry import unknown_county_message
 from .workspace import Workspace, home_from, init_workspace
 
 log = logging.getLogger("supervise")
@@ -35,12 +36,38 @@ class OneLineUsageError(click.ClickException):
         return self.message
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"错误 / error: {safe_text(self.format_message())} (see --help)", err=True)
+        click.echo(f"错误 / error: {safe_text(self.format_message())}（见 --help）", err=True)
 
 
-class SuperviseGroup(click.Group):
+HELP_OPTION_HELP = "显示本帮助并退出。"
+
+
+class ChineseHelp:
+    """The -h/--help option told in Chinese, like every other option."""
+
+    def get_help_option(self, ctx: click.Context) -> click.Option | None:
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.help = HELP_OPTION_HELP
+        return option  # type: ignore[no-any-return]
+
+
+class SuperviseCommand(ChineseHelp, click.Command):
+    """A command of `supervise`: help in Chinese."""
+
+
+class UnknownCounty(OneLineUsageError):
+    """An unknown --county: one message and exit status 2 in every command that takes it."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(unknown_county_message(code))
+
+
+class SuperviseGroup(ChineseHelp, click.Group):
     """Turns a SuperviseError into one line on stderr and exit status 1, a usage error into
     one line and exit status 2."""
+
+    command_class = SuperviseCommand
 
     def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
         try:
@@ -78,14 +105,13 @@ def _usage_text(exc: click.UsageError) -> str:
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="SUPERVISE_HOME",
-    help="Workspace folder (default: $SUPERVISE_HOME, else the current folder).",
+    help="工作目录（默认：$SUPERVISE_HOME，否则为当前目录）。",
 )
-@click.option("-v", "--verbose", is_flag=True, help="Log more detail to stderr.")
-@click.version_option(__version__, prog_name="supervise")
+@click.option("-v", "--verbose", is_flag=True, help="在 stderr 输出更详细的日志。")
+@click.version_option(__version__, prog_name="supervise", help="显示版本并退出。")
 @click.pass_context
 def cli(ctx: click.Context, home: Path | None, verbose: bool) -> None:
-    """supervise — 县域特色产业集群督导考核: collect county submissions, validate, score, rank,
-    settle, publish and mail the bulletin (通报)."""
+    """supervise — 县域特色产业集群督导考核：收取各县报送、校验、评分、排名、结算，发布并邮寄通报。"""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
@@ -110,17 +136,29 @@ def workspace_required(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
-        "--json", "as_json", is_flag=True, help="Print one JSON document on stdout (logs go to stderr)."
+        "--json", "as_json", is_flag=True, help="在 stdout 输出一个 JSON 文档（日志写入 stderr）。"
     )(fn)
+
+
+def county_option(*, required: bool, help: str, dest: str = "county") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--county CODE, refused with the same line (UnknownCounty) in every command if the code is unknown."""
+
+    def known(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        ws = ctx.find_object(Workspace)
+        if value is not None and ws is not None and value not in ws.require().registry.counties:
+            raise UnknownCounty(value)
+        return value
+
+    return click.option("--county", dest, metavar="CODE", required=required, help=help, callback=known)
 
 
 def period_options(*kinds: str, required: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """--month / --quarter / --year, folded into one `period` argument."""
 
     helps = {
-        "month": ("--month", "A month, e.g. 2025-03."),
-        "quarter": ("--quarter", "A quarter, e.g. 2025Q1."),
-        "year": ("--year", "A year, e.g. 2025."),
+        "month": ("--month", "月份，如 2025-03。"),
+        "quarter": ("--quarter", "季度，如 2025Q1。"),
+        "year": ("--year", "年度，如 2025。"),
     }
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -129,7 +167,7 @@ def period_options(*kinds: str, required: bool = True) -> Callable[[Callable[...
             given = [(k, kwargs.pop(f"{k}_opt")) for k in kinds]
             chosen = [(k, v) for k, v in given if v]
             if len(chosen) > 1:
-                raise click.UsageError("give only one of " + ", ".join(f"--{k}" for k in kinds))
+                raise click.UsageError("只能给出其中一个 / give only one of " + ", ".join(f"--{k}" for k in kinds))
             period: Period | None = None
             if chosen:
                 kind, text = chosen[0]
@@ -137,7 +175,7 @@ def period_options(*kinds: str, required: bool = True) -> Callable[[Callable[...
                 if period.kind != kind:
                     raise click.BadParameter(f"{text!r} is not a {kind}", param_hint=f"--{kind}")
             elif required:
-                raise click.UsageError("give one of " + ", ".join(f"--{k}" for k in kinds))
+                raise click.UsageError("请给出其中一个 / give one of " + ", ".join(f"--{k}" for k in kinds))
             kwargs["period"] = period
             return fn(*args, **kwargs)
 
@@ -166,23 +204,22 @@ def now() -> datetime:
 
 
 @cli.command()
-@click.option("--force", is_flag=True, help="Overwrite settings, reference files and rulebooks with the defaults.")
+@click.option("--force", is_flag=True, help="用默认内容覆盖设置、参考文件和考核规则。")
 @click.option("--start-empty", is_flag=True,
-              help="Create an empty database although archive/ holds files (supervise.db was lost and "
-                   "there is no backup to restore); the archive is kept as it is.")
+              help="archive/ 中已有文件时仍新建空数据库（supervise.db 丢失且无备份可恢复）；archive/ 保持不变。")
 @pass_workspace
 def init(ws: Workspace, force: bool, start_empty: bool) -> None:
-    """Create a workspace: folders, supervise.toml, the database, reference/ and rules/.
+    """创建工作目录：各文件夹、supervise.toml、数据库、reference/ 和 rules/。
 
-    Refuses to create a new database beside a non-empty archive/ (supervise.db was deleted or
-    lost) unless --start-empty: restore supervise.db from the backup instead.
+    archive/ 非空而数据库不存在（supervise.db 被删除或丢失）时拒绝新建，除非加 --start-empty；
+    应先从备份恢复 supervise.db。
     """
     had_db = ws.db_path.exists()
     ws = init_workspace(ws.home, force=force, start_empty=start_empty)
     if start_empty and not had_db:
         click.echo("已新建空数据库，archive/ 中的文件保持不变，未导入 / "
                    "started an empty database; the files in archive/ are kept, not ingested", err=True)
-    click.echo(f"workspace ready: {safe_text(ws.home)}")
+    click.echo(f"工作目录已就绪：{safe_text(ws.home)}")
 
 
 def main() -> None:

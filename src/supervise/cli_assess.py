@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .cli import cli, emit_json, json_option, now, period_options, workspace_required
+from .cli import (
+    ChineseHelp,
+    SuperviseCommand,
+    cli,
+    county_option,
+    emit_json,
+    json_option,
+    now,
+    period_options,
+    workspace_required,
+)
 from .cli_text import safe_markup
 from .errors import SuperviseError
 from .periods import Period
@@ -68,19 +78,19 @@ def _reference(ind: dict[str, Any]) -> str:
 
 
 @cli.command("explain")
-@click.option("--county", "county_code", required=True, metavar="CODE", help="County code, e.g. 130983.")
-@click.option("--rulebook", "rulebook_id", metavar="ID", help="Only this rulebook (default: every rulebook for the period).")
+@county_option(required=True, help="县代码，如 130983。", dest="county_code")
+@click.option("--rulebook", "rulebook_id", metavar="ID", help="只看该考核规则（默认：该报告期的全部规则）。")
 @click.option("--provisional", is_flag=True,
-              help="A preview before the period's deadline (refused otherwise): states as they stand now.")
+              help="截止前预览（否则拒绝）：按当前报送情况计算。")
 @json_option
 @period_options("month", "quarter", "year")
 @workspace_required
 def explain_command(ws: Workspace, county_code: str, rulebook_id: str | None, provisional: bool, as_json: bool,
                     period: Period) -> None:
-    """Show how a county's score was reached: inputs, value, method, points, deductions, rank.
+    """说明某县得分的由来：输入、计算值、计分方法、得分、扣分和排名。
 
-    A period whose deadline has not passed is refused unless --provisional (a preview, marked
-    预览); a rulebook with too little data or too few targets to rank on says why instead.
+    未到报送截止的报告期拒绝解释，除非加 --provisional（预览，标注“预览”）；
+    数据或目标不足、不能排名的考核规则说明原因。
     """
     from .assess import explain
     from .jobs.due import preview_mark, require_due
@@ -119,7 +129,7 @@ def _print_assessment(console: Console, a: dict[str, Any], names: dict[str, str]
         console.print("")
         return
     console.print(f"读取数据：{safe_markup(a['data_period'])}　报送情况：{state}　"
-                  f"数据质量警告：{safe_markup(a['warnings'])}条")
+                  f"数据质量提示：{safe_markup(a['warnings'])}条")
     table = Table(show_lines=False)
     for col, justify in (
         ("指标", "left"), ("计分方法", "left"), ("输入（汇总值）", "left"), ("计算值", "right"),
@@ -171,9 +181,11 @@ def _print_assessment(console: Console, a: dict[str, Any], names: dict[str, str]
     console.print("")
 
 
-class _ChecksByDefault(click.Group):
+class _ChecksByDefault(ChineseHelp, click.Group):
     """`supervise rules [FILES...]` is `supervise rules check [FILES...]`: what follows `rules`
     goes to `check` unless it names a subcommand (or asks for help)."""
+
+    command_class = SuperviseCommand
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
@@ -183,7 +195,7 @@ class _ChecksByDefault(click.Group):
 
 @cli.group("rules", cls=_ChecksByDefault)
 def rules_group() -> None:
-    """List and check the rulebooks (`supervise rules` is `supervise rules check`)."""
+    """列出并检查考核规则（`supervise rules` 即 `supervise rules check`）。"""
 
 
 @rules_group.command("check")
@@ -192,12 +204,11 @@ def rules_group() -> None:
 @json_option
 @workspace_required
 def rules_command(ws: Workspace, files: tuple[Path, ...], period: Period | None, as_json: bool) -> None:
-    """List and check the rulebooks in rules/ (or the given rulebook FILES), with their warnings.
+    """列出并检查 rules/ 中（或给出的 FILES）的考核规则及其警告。
 
-    Each rulebook is also checked for what it needs to rank on: without a period, the annual
-    targets (reference/targets.csv) for the years of the periods due and open now, as warnings;
-    with --month/--quarter/--year, the data, targets and indicators a run of that period would
-    read now, failing (exit status 1) if a rulebook could not rank it.
+    同时检查排名所需的条件：不给报告期时，检查当前到期和报送中的报告期所在年度的年度目标
+    （reference/targets.csv），只作警告；给出 --month/--quarter/--year 时，检查运行该报告期
+    现在会读取的数据、目标和指标，有规则不能排名则失败（退出状态 1）。
     """
     from .assess.rulebook import load_rulebook
     from .assess.runner import rulebook_checks, workspace_rulebooks
@@ -253,8 +264,8 @@ def _print_rules(docs: list[dict[str, Any]], unranked: list[tuple[str, dict[str,
     console = _console()
     console.print(table)
     for w in warnings:   # doubts, not refusals: the rulebooks are used as they are
-        console.print(f"警告 / warning: {safe_markup(w)}", soft_wrap=True)
+        console.print(f"警告：{safe_markup(w)}", soft_wrap=True)
     for book, c in unranked:
         for reason in c["reasons"]:
-            console.print(f"不具备考核条件 / cannot rank {safe_markup(c['period'])}: {safe_markup(book)}: "
+            console.print(f"不具备考核条件（{safe_markup(c['period'])}）：{safe_markup(book)}："
                           f"{safe_markup(reason)}", soft_wrap=True)

@@ -14,13 +14,13 @@ from .workspace import Workspace
 @cli.command()
 @period_options("month", "quarter")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write (default: reports/<period>/data-<period>.xlsx).")
+              help="写到哪里（默认：reports/<报告期>/data-<报告期>.xlsx）。")
 @click.option("--format", "fmt", type=click.Choice(["xlsx", "csv"]), default=None,
-              help="xlsx (default) or csv (UTF-8 with BOM); taken from --out's suffix when omitted.")
+              help="xlsx（默认）或 csv（带 BOM 的 UTF-8）；不给时按 --out 的扩展名。")
 @json_option
 @workspace_required
 def export(ws: Workspace, period, out: Path | None, fmt: str | None, as_json: bool) -> None:  # type: ignore[no-untyped-def]
-    """Export every county's values in force for a period: a row per cluster, a column per indicator."""
+    """导出某报告期各县现行有效的数值：每个集群一行，每个指标一列。"""
     from .export import export_period
 
     path = export_period(ws, period, out, fmt, now())

@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import click
 
-from .cli import cli, emit_json, json_option, now, period_options, workspace_required
+from .cli import cli, county_option, emit_json, json_option, now, period_options, workspace_required
 from .cli_text import safe_markup, safe_text
 from .periods import Period, parse_time
 from .workspace import Workspace
@@ -21,17 +21,17 @@ class _LazyConsole:
     def __init__(self, **kwargs: Any) -> None:
         self._kwargs = kwargs
         self._console: Any = None
-        self._columns: str | None = None
 
     def __getattr__(self, name: str) -> Any:
         # rich reads COLUMNS when a Console is made: a new width (another invocation in the same
-        # process, as in tests) gets a new Console.
+        # process, as in tests) gets a new Console. The width is kept on the Console itself, so a
+        # Console put back from elsewhere is never taken for one of another width.
         columns = os.environ.get("COLUMNS")
-        if self._console is None or columns != self._columns:
+        if self._console is None or getattr(self._console, "_made_for_columns", None) != columns:
             from rich.console import Console
 
             self._console = Console(**self._kwargs)
-            self._columns = columns
+            self._console._made_for_columns = columns
         return getattr(self._console, name)
 
 
@@ -43,16 +43,21 @@ def Table(*args: Any, **kwargs: Any) -> Any:
 
 _err = _LazyConsole(stderr=True)
 _out = _LazyConsole()
-VERDICT_LABELS = {"accepted": "通过 accepted", "warning": "通过（有提示）warning", "rejected": "退回 rejected"}
+VERDICT_LABELS = {"accepted": "已受理", "warning": "有提示", "rejected": "退回"}
+UNCHANGED_LABEL = "未变化"
+VERSION_STATE_LABELS = {"current": "有效", "superseded": "已被替代", "rejected": "校验未通过", "returned": "已退回"}
+SOURCE_LABELS = {"cli": "命令行", "inbox": "收件箱"}
+DELIVERY_STATE_LABELS = {"pending": "待发送", "sent": "已发送", "failed": "发送失败", "superseded": "已被替代",
+                         "skipped": "已跳过"}
 
 
 @cli.command()
 @period_options("month", "quarter")
-@click.option("--county", metavar="CODE", help="Only this county (6-digit code).")
+@county_option(required=False, help="只生成该县（6位代码）的模板。")
 @json_option
 @workspace_required
 def templates(ws: Workspace, period: Period, county: str | None, as_json: bool) -> None:
-    """Write blank templates (one .xlsx per county) into outbox/templates/<period>/."""
+    """生成空白报送模板（每县一个 .xlsx），写入 outbox/templates/<报告期>/。"""
     from .intake.templates import write_templates
 
     written = write_templates(ws, period, county)
@@ -61,19 +66,19 @@ def templates(ws: Workspace, period: Period, county: str | None, as_json: bool) 
         return
     for t in written:
         click.echo(safe_text(t["path"]))
-    click.echo(f"{len(written)} 份模板 / templates written", err=True)
+    click.echo(f"已生成 {len(written)} 份模板", err=True)
 
 
 @cli.command()
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--county", metavar="CODE", help="The sending county (6-digit code).")
-@click.option("--received-at", metavar="ISO-8601", help="When the files really arrived (default: now).")
-@click.option("--dry-run", is_flag=True, help="Validate and report; archive and store nothing.")
+@county_option(required=False, help="报送单位（6位县代码）。")
+@click.option("--received-at", metavar="ISO-8601", help="文件实际收到的时间（默认：现在）。")
+@click.option("--dry-run", is_flag=True, help="只校验并报告，不归档、不保存。")
 @json_option
 @workspace_required
 def ingest(ws: Workspace, files: tuple[Path, ...], county: str | None, received_at: str | None,
            dry_run: bool, as_json: bool) -> None:
-    """Ingest FILES (default: everything in inbox/). A rejected file is a verdict, not a failure."""
+    """收取 FILES（默认：inbox/ 中的全部文件）。退回是结论，不是失败。"""
     from .intake.ingest import collect_inbox, inbox_files, ingest_files
 
     when = None
@@ -82,10 +87,8 @@ def ingest(ws: Workspace, files: tuple[Path, ...], county: str | None, received_
             when = parse_time(received_at)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--received-at") from None
-    if county is not None and county not in ws.registry.counties:
-        raise click.BadParameter(f"unknown county code {county!r}", param_hint="--county")
     if not files and county is not None:
-        raise click.UsageError("--county names the sender of FILES; the inbox uses inbox/<code>/")
+        raise click.UsageError("--county 指明 FILES 的报送单位；收件箱按 inbox/<代码>/ 区分报送单位")
     at = now()
     with _write_locks(ws, inbox=not files, dry_run=dry_run, now=at):
         # Listing the inbox only sizes the bar: not done for --json, cron or a pipe.
@@ -155,25 +158,34 @@ class _progress:
 
 
 def _print_report(report: Any) -> None:
-    table = Table(title="报送文件 / files", show_lines=False)
-    for col in ("文件 file", "县 county", "报告期 period", "结论 verdict", "问题 problems"):
+    table = Table(title="报送文件", show_lines=False)
+    for col in ("文件", "县（市、区）", "报告期", "结论", "问题"):
         table.add_column(col)
     for f in report.files:
-        verdict = VERDICT_LABELS.get(f.verdict, f.verdict) + ("（未变 unchanged）" if f.unchanged else "")
+        verdict = VERDICT_LABELS.get(f.verdict, f.verdict) + (f"（{UNCHANGED_LABEL}）" if f.unchanged else "")
         problems = "\n".join(safe_markup(f"[{p.code}] {p.where}: {p.message}") for p in f.problems[:8])
         if len(f.problems) > 8:
             problems += f"\n… 共 {len(f.problems)} 个问题"
         table.add_row(safe_markup(os.path.basename(f.file)), safe_markup(f.county_code or ""),
                       safe_markup(f.period or ""), verdict, problems)
-    _out.print(table)
-    s = report.summary
-    prefix = "（试运行，未保存 / dry run, nothing stored）" if report.dry_run else ""
-    _out.print(
-        f"{prefix}通过 accepted {s['accepted']}，有提示 warning {s['warning']}，退回 rejected {s['rejected']}，"
-        f"未变 unchanged {s['unchanged']}，存储数值 values {s['values']}"
-    )
+    if report.files:
+        _out.print(table)
+    prefix = "（试运行，未保存）" if report.dry_run else ""
+    _out.print(prefix + ingest_summary_line(report.summary))
     for skipped in report.skipped:
-        _out.print(safe_markup(f"未处理 skipped: {skipped['file']}（{skipped['reason']}）"))
+        _out.print(safe_markup(f"未处理：{skipped['file']}（{skipped['reason']}）"))
+
+
+def ingest_summary_line(summary: dict[str, Any]) -> str:
+    """The counts of an ingest in one Chinese line, saying 未变化 when nothing new was stored."""
+    line = (f"已受理 {summary.get('accepted', 0)}，有提示 {summary.get('warning', 0)}，"
+            f"退回 {summary.get('rejected', 0)}，{UNCHANGED_LABEL} {summary.get('unchanged', 0)}，"
+            f"存储数值 {summary.get('values', 0)}")
+    if not summary.get("files"):
+        return f"没有新文件，{UNCHANGED_LABEL}"
+    if summary.get("unchanged", 0) == summary["files"]:
+        return f"{line}（所有文件与已保存的版本相同，{UNCHANGED_LABEL}）"
+    return line
 
 
 @cli.command()
@@ -181,10 +193,9 @@ def _print_report(report: Any) -> None:
 @json_option
 @workspace_required
 def status(ws: Workspace, period: Period, as_json: bool) -> None:
-    """Who reported on time, late (迟报), not at all (漏报), or was sent back (退回).
+    """各县报送情况：按时报送、迟报、漏报或退回。
 
-    Before the period's deadline a county that has sent nothing is shown as 未到截止 (not_due),
-    not 漏报: the period is still open, and the board is what staff watch while it is."""
+    报送截止前尚未报送的县显示为“未到截止”，而不是漏报：报告期仍在报送中。"""
     from .status import status_report
 
     conn = ws.connect()
@@ -195,72 +206,71 @@ def status(ws: Workspace, period: Period, as_json: bool) -> None:
     if as_json:
         emit_json(doc)
         return
-    table = Table(title=f"{period.label} 报送情况 / reporting status (截止 due {doc['due']})")
-    for col in ("代码 code", "县（市）county", "状态 state", "收到时间 received", "迟报天数 days late", "说明 note"):
+    table = Table(title=f"{period.label} 报送情况（截止 {doc['due']}）")
+    for col in ("代码", "县（市、区）", "状态", "收到时间", "迟报天数", "说明"):
         table.add_column(col)
     from .status import STATE_LABELS
 
     counties: list[dict[str, Any]] = doc["counties"]  # type: ignore[assignment]
     for c in counties:
         if c.get("returned_at"):
-            note = f"退回原因 reason: {c['reason']}（{c['returned_at'][:16].replace('T', ' ')} 退回）"
+            note = f"退回原因：{c['reason']}（{c['returned_at'][:16].replace('T', ' ')} 退回）"
         else:
-            note = c["reason"] or (f"{c['warnings']} 条提示 warnings" if c["warnings"] else "")
+            note = c["reason"] or (f"{c['warnings']} 条数据质量提示" if c["warnings"] else "")
         table.add_row(safe_markup(c["county_code"]), safe_markup(c["county_name"]),
-                      f"{STATE_LABELS[c['state']]} {c['state']}",
+                      STATE_LABELS[c["state"]],
                       safe_markup((c["received_at"] or "")[:16].replace("T", " ")), str(c["days_late"] or ""),
                       safe_markup(note))
     _out.print(table)
-    _out.print(f"报送率 completeness {doc['completeness']}%，及时率 timeliness {doc['timeliness']}%")
+    _out.print(f"报送率 {doc['completeness']}%，及时率 {doc['timeliness']}%")
     if "note" in doc:
-        _out.print(safe_markup(f"{doc['note']} / not yet due: counties that have not reported are not_due, not missing"))
+        _out.print(safe_markup(doc["note"]))
 
 
 @cli.command()
-@click.option("--county", metavar="CODE", required=True, help="County (6-digit code).")
+@county_option(required=True, help="县（6位代码）。")
 @period_options("month", "quarter")
 @json_option
 @workspace_required
 def history(ws: Workspace, county: str, period: Period, as_json: bool) -> None:
-    """Every version a county sent for a period, and the values that changed between them."""
+    """某县某报告期报送的每个版本，以及版本之间变化的数值。"""
     from .intake.ingest import history as load_history
 
-    if county not in ws.registry.counties:
-        raise click.BadParameter(f"unknown county code {county!r}", param_hint="--county")
     doc = load_history(ws, county, period)
     if as_json:
         emit_json(doc)
         return
-    table = Table(title=safe_markup(f"{ws.registry.county_name(county)} {period.label} 报送记录 / history"))
-    for col in ("#", "收到 received", "来源 source", "文件 file", "SHA-256", "结论 verdict", "状态 state"):
+    table = Table(title=safe_markup(f"{ws.registry.county_name(county)} {period.label} 报送记录"))
+    for col in ("#", "收到时间", "来源", "文件", "SHA-256", "结论", "状态"):
         table.add_column(col)
     for v in doc["versions"]:
         table.add_row(str(v["submission_id"]), safe_markup(v["received_at"][:16].replace("T", " ")),
-                      safe_markup(f"{v['source']} {v['sender_code'] or ''}"), safe_markup(v["file_name"]),
-                      safe_markup(v["sha256"][:12]), safe_markup(v["verdict"]), safe_markup(v["state"]))
+                      safe_markup(f"{SOURCE_LABELS.get(v['source'], v['source'])} {v['sender_code'] or ''}"), safe_markup(v["file_name"]),
+                      safe_markup(v["sha256"][:12]), safe_markup(VERDICT_LABELS.get(v["verdict"], v["verdict"])),
+                      safe_markup(VERSION_STATE_LABELS.get(v["state"], v["state"])))
     _out.print(table)
     for ch in doc["changes"]:
-        _out.print(f"#{ch['from']} → #{ch['to']}: {len(ch['changes'])} 项变化 changed")
+        _out.print(f"#{ch['from']} → #{ch['to']}：{len(ch['changes'])} 项变化")
         for c in ch["changes"]:   # submitted text may hold anything, "[/x]" and ESC included
             _out.print(safe_markup(f"  {c['cluster_code']} {c['indicator']}: {c['old']} → {c['new']}"))
     for a in doc["audit"]:
         if a["action"] == "reject":
-            _out.print(safe_markup(f"退回 returned {a['at'][:16].replace('T', ' ')} by {a['actor']}: "
+            _out.print(safe_markup(f"退回：{a['at'][:16].replace('T', ' ')}，{a['actor']}："
                                    f"{a['detail'].get('reason', '')}"))
 
 
 @cli.command()
-@click.option("--county", metavar="CODE", required=True, help="County (6-digit code).")
+@county_option(required=True, help="县（6位代码）。")
 @period_options("month", "quarter")
-@click.option("--reason", required=True, help="Why the data are sent back (mailed to the county's contacts).")
-@click.option("--actor", default=None, help="Who sends it back (default: the login name).")
+@click.option("--reason", required=True, help="退回原因（邮寄给该县联系人）。")
+@click.option("--actor", default=None, help="退回人（默认：登录名）。")
 @json_option
 @workspace_required
 def reject(ws: Workspace, county: str, period: Period, reason: str, actor: str | None, as_json: bool) -> None:
-    """退回: send a county's accepted submission back; it counts as rejected until resubmitted.
+    """退回某县已受理的报送；重新报送前按退回计。
 
-    The county's contacts (the email column of reference/counties.csv) are mailed the reason
-    and what to do; a mail the server does not take waits in the outbox for the next collect.
+    退回原因和处理办法邮寄给该县联系人（reference/counties.csv 的 email 列）；
+    邮件服务器未接收的邮件留在 outbox，下次 collect 时重发。
     """
     from .intake.ingest import reject_submission
 
@@ -270,7 +280,7 @@ def reject(ws: Workspace, county: str, period: Period, reason: str, actor: str |
     if as_json:
         emit_json(doc)
     else:
-        click.echo(safe_text(f"已退回 returned: {county} {period} (#{doc['submission_id']})：{reason}"))
+        click.echo(safe_text(f"已退回：{county} {period}（#{doc['submission_id']}）：{reason}"))
         _echo_notice(notice)
     if notice["error"]:
         raise click.ClickException(
@@ -281,14 +291,13 @@ def reject(ws: Workspace, county: str, period: Period, reason: str, actor: str |
 def _echo_notice(notice: dict[str, Any]) -> None:
     """Where the 退回通知 went: sent, waiting in the outbox, or nobody to mail."""
     if notice["no_address"]:
-        click.echo("  退回通知未发送：reference/counties.csv 中该县没有 email / no e-mail for this county; "
-                   "tell it by other means")
+        click.echo("  退回通知未发送：reference/counties.csv 中该县没有 email，请另行通知")
         return
     for d in notice["deliveries"]:
         if d["state"] == "sent":
-            click.echo(safe_text(f"  退回通知已发送 notice sent: {d['recipient']}"))
+            click.echo(safe_text(f"  退回通知已发送：{d['recipient']}"))
         elif d["state"] == "failed":
-            click.echo(safe_text(f"  退回通知未能发出，已留在 outbox 待下次 collect 重发 / notice kept in the "
-                                 f"outbox for the next collect: {d['recipient']} ({d['error']})"))
+            click.echo(safe_text(f"  退回通知未能发出，已留在 outbox 待下次 collect 重发：{d['recipient']}"
+                                 f"（{d['error']}）"))
         else:
-            click.echo(safe_text(f"  退回通知 notice {d['state']}: {d['recipient']}"))
+            click.echo(safe_text(f"  退回通知{DELIVERY_STATE_LABELS.get(d['state'], d['state'])}：{d['recipient']}"))

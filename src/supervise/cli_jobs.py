@@ -20,7 +20,8 @@ from .cli import (
     period_options,
     workspace_required,
 )
-from .cli_text import safe_text
+from .cli_intake import UNCHANGED_LABEL, Table, _out, ingest_summary_line
+from .cli_text import safe_markup, safe_text
 from .periods import Kind, Period
 from .workspace import Workspace
 
@@ -61,29 +62,28 @@ def _job(call: Callable[[], R], as_json: bool) -> R | None:
 @cli.command()
 @period_options("month", "quarter", "year", required=False)
 @click.option("--due", type=click.Choice(["month", "quarter", "year"]), default=None,
-              help="Without a period: the month, quarter or year due now (default: month).")
-@click.option("--no-deliver", is_flag=True, help="Write the bulletins but mail nothing.")
-@click.option("--resend", is_flag=True, help="Mail the bulletin again even if it was already sent.")
+              help="不给报告期时：现在到期的月份、季度或年度（默认：month）。")
+@click.option("--no-deliver", is_flag=True, help="只生成通报，不发送邮件。")
+@click.option("--resend", is_flag=True, help="已发送过的通报也重新发送。")
 @click.option("--provisional", is_flag=True,
-              help="A preview: allowed before the deadline and without enough data to rank; marked "
-                   "预览 on every page, written beside the bulletin, never stored or mailed.")
+              help="预览：截止前或数据不足时也可运行；每页标注“预览”，不保存、不发送。")
 @json_option
 @workspace_required
 def run(ws: Workspace, period: Period | None, due: Kind | None, no_deliver: bool, resend: bool,
         provisional: bool, as_json: bool) -> None:
-    """Run the period job: collect the inbox, assess, write the bulletins, mail them.
+    """运行报告期任务：收取收件箱、考核、生成通报并发送。
 
-    Without --month/--quarter/--year it runs the period whose deadline passed last. Running a
-    period again with the same data changes nothing and mails nothing; changed results are
-    mailed again as a correction. A period whose deadline has not passed is refused, and one
-    with too little data or too few targets to rank on fails, unless --provisional.
+    不给 --month/--quarter/--year 时，运行最近一个已过截止的报告期。数据不变时再次运行
+    不改变任何内容、不发送邮件；结果有变化时作为更正重新发送。未到截止的报告期拒绝运行，
+    数据或目标不足以排名的报告期运行失败，除非加 --provisional。
     """
     from .jobs import run_due, run_period
 
     if period is not None and due is not None:
-        raise click.UsageError("give a period or --due, not both")
+        raise click.UsageError("报告期和 --due 只能给一个 / give a period or --due, not both")
     if provisional and period is None:
-        raise click.UsageError("--provisional previews a period: give --month, --quarter or --year")
+        raise click.UsageError("--provisional 预览一个报告期，请给出 --month、--quarter 或 --year / "
+                               "--provisional previews a period: give --month, --quarter or --year")
     result = _job(
         lambda: run_period(ws, period, now=now(), deliver=not no_deliver, resend=resend,
                            provisional=provisional, clock=now)
@@ -93,48 +93,67 @@ def run(ws: Workspace, period: Period | None, due: Kind | None, no_deliver: bool
     )
     if result is None:
         return
-    click.echo(safe_text(f"{result.period}: {len(result.results)} assessment(s)"))
+    click.echo(safe_text(f"{result.period}：{len(result.results)} 项考核"))
     if result.provisional:
         click.echo(safe_text(f"  {result.preview}"))
     for r in result.results:
         if getattr(r, "assessable", True):
-            click.echo(safe_text(f"  {r.rulebook} {r.version}: {len(getattr(r, 'units', []))} counties ranked"))
+            click.echo(safe_text(f"  {r.rulebook} {r.version}：{len(getattr(r, 'units', []))} 个单位参加排名"))
         else:
-            click.echo(safe_text(f"  {r.rulebook} {r.version}: 不予排名 / not ranked: {'；'.join(r.reasons)}"))
+            click.echo(safe_text(f"  {r.rulebook} {r.version}：不予排名：{'；'.join(r.reasons)}"))
     for key, path in result.output_paths().items():
         if path:
-            click.echo(safe_text(f"  {key}: {path}"))
+            click.echo(safe_text(f"  {OUTPUT_LABELS.get(key, key)}：{path}"))
+    if not result.provisional and _same_as_last_run(ws, result):
+        click.echo(f"  {UNCHANGED_LABEL}：通报与上次运行时相同")
     _echo_deliveries(result.deliveries, result.delivered, result.provisional)
+
+
+OUTPUT_LABELS = {"xlsx": "Excel 通报", "html": "网页通报", "json": "结果数据"}
+MAIL_STATE_LABELS = {"sent": "已发送", "failed": "未发出（留在 outbox 待重发）", "pending": "待发送",
+                     "skipped": "已发送过，未重发", "superseded": "已被替代"}
+
+
+def _same_as_last_run(ws: Workspace, result: Any) -> bool:
+    """Whether the period's previous successful run wrote the same bulletin (a re-run that changed nothing)."""
+    from .jobs.tasks import job_name
+    from .store import runs as store_runs
+
+    conn = ws.connect()
+    try:
+        done = [r for r in store_runs.recent_runs(conn, limit=50, job=job_name(result.period.kind))
+                if r.period == str(result.period) and r.state == "success"]
+    finally:
+        conn.close()
+    return len(done) >= 2 and done[1].detail.get("content_hash") == result.content_hash
 
 
 def _echo_deliveries(deliveries: list[Any], delivered: bool = True, provisional: bool = False) -> None:
     if provisional:
-        from .jobs.tasks import PREVIEW_NOT_MAILED
-
-        click.echo(f"  mail: {PREVIEW_NOT_MAILED}")
+        click.echo("  邮件：预览不发送")
         return
     if not delivered:
-        click.echo("  mail: not delivered (--no-deliver)")
+        click.echo("  邮件：未发送（--no-deliver）")
         return
     counts: dict[str, int] = {}
     for d in deliveries:
         counts[d.state] = counts.get(d.state, 0) + 1
     if counts:
-        click.echo(safe_text("  mail: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))))
+        click.echo(safe_text("  邮件：" + "，".join(f"{MAIL_STATE_LABELS.get(k, k)} {v}"
+                                                 for k, v in sorted(counts.items()))))
 
 
 @cli.command()
 @json_option
 @workspace_required
 def collect(ws: Workspace, as_json: bool) -> None:
-    """Ingest the inbox and retry mail waiting in the outbox (the hourly job)."""
+    """收取收件箱中的文件，并重发 outbox 中待发的邮件（每小时任务）。"""
     from .jobs import collect as collect_job
 
     result = _job(lambda: collect_job(ws, now(), clock=now), as_json)
     if result is None:
         return
-    summary = ", ".join(f"{k} {v}" for k, v in result.ingest.items())
-    click.echo(safe_text(f"inbox: {summary or 'nothing new'}"))
+    click.echo(safe_text(f"收件箱：{ingest_summary_line(result.ingest)}"))
     _echo_deliveries(result.deliveries)
 
 
@@ -143,10 +162,10 @@ def collect(ws: Workspace, as_json: bool) -> None:
 @json_option
 @workspace_required
 def remind(ws: Workspace, period: Period | None, as_json: bool) -> None:
-    """Mail a 催报 to the contacts of counties that have not reported (漏报 or 退回).
+    """向尚未报送（未报送或被退回）的县联系人发送催报邮件。
 
-    Without a period: the reminder windows open today (see [deadlines] remind_days_before
-    and remind_days_after). Each county is reminded at most once per window.
+    不给报告期时：今天开放的催报时段（见 [deadlines] remind_days_before 和
+    remind_days_after）。每个时段每县最多催报一次。
     """
     from .jobs import remind as remind_job
 
@@ -154,38 +173,49 @@ def remind(ws: Workspace, period: Period | None, as_json: bool) -> None:
     if result is None:
         return
     if not result.windows:
-        click.echo("no reminder is due today")
+        click.echo("今天没有需要发送的催报")
     for w in result.windows:
-        click.echo(safe_text(f"{w['period']} ({w['window']}, due {w['due_day']})"))
+        click.echo(safe_text(f"{w['period']}（{window_label(str(w['window']))}，截止 {w['due_day']}）"))
     for r in result.reminded:
-        click.echo(safe_text(f"  reminded {r['county_name']} <{r['recipient']}>"))
+        click.echo(safe_text(f"  已催报：{r['county_name']} <{r['recipient']}>"))
     for r in result.no_address:
-        click.echo(safe_text(f"  no e-mail for {r['county_name']} ({r['county_code']}) in reference/counties.csv"))
+        click.echo(safe_text(f"  reference/counties.csv 中没有{r['county_name']}（{r['county_code']}）的 email，未催报"))
     _echo_deliveries(result.deliveries)
+
+
+def window_label(key: str) -> str:
+    """A reminder window in words: before2 → 截止前2天, before0 → 截止当天, after1 → 截止后1天."""
+    for prefix, words in (("before", "截止前{}天"), ("after", "截止后{}天")):
+        if key.startswith(prefix) and key[len(prefix):].isdigit():
+            days = int(key[len(prefix):])
+            return "截止当天" if days == 0 else words.format(days)
+    if key.startswith("manual-"):
+        return f"手动催报 {key[len('manual-'):]}"
+    return key
 
 
 @cli.command("catch-up")
 @json_option
 @workspace_required
 def catch_up_command(ws: Workspace, as_json: bool) -> None:
-    """Run what the schedule missed while the server was down, and retry failed period runs."""
+    """补跑停机期间调度错过的任务，并重试失败的报告期任务。"""
     from .scheduler import catch_up
 
     result = _job(lambda: catch_up(ws, now(), clock=now), as_json)
     if result is None:
         return
     if not result.items:
-        click.echo("nothing was missed")
+        click.echo("没有错过的任务")
     for i in result.items:
-        click.echo(safe_text(f"{i.job} {i.period or ''} (missed {i.missed_at}): {i.state}"))
+        click.echo(safe_text(f"{i.job} {i.period or ''}（错过 {i.missed_at}）：{RUN_STATE_LABELS.get(i.state, i.state)}"))
 
 
 @cli.command()
 @workspace_required
 def scheduler(ws: Workspace) -> None:
-    """Run the schedule (jobs/schedule.toml) in the foreground, for systemd.
+    """在前台按计划（jobs/schedule.toml）运行任务，供 systemd 使用。
 
-    Catches up missed runs at start; stops on SIGTERM after the running job. Logs to stderr.
+    启动时补跑错过的任务；收到 SIGTERM 时等正在运行的任务结束后停止。日志写入 stderr。
     """
     from .scheduler import serve
 
@@ -211,13 +241,13 @@ def default_executable() -> str:
 
 
 @cli.command()
-@click.option("--executable", metavar="PATH", help="The supervise command to run (default: this one).")
+@click.option("--executable", metavar="PATH", help="要运行的 supervise 命令（默认：当前这个）。")
 @click.option("--systemd", "systemd_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Instead of printing cron lines, write a .service and .timer per job into DIR.")
-@click.option("--user", default="supervise", show_default=True, help="User= of the systemd services.")
+              help="不输出 cron 行，而是在 DIR 中为每个任务写一个 .service 和 .timer。")
+@click.option("--user", default="supervise", show_default=True, help="systemd 服务的 User=。")
 @pass_workspace
 def crontab(ws: Workspace, executable: str | None, systemd_dir: Path | None, user: str) -> None:
-    """Print the schedule as cron lines (install with `supervise crontab | crontab -`)."""
+    """以 cron 行输出计划（用 `supervise crontab | crontab -` 安装）。"""
     from .jobs.schedule import crontab_text, systemd_units
     from .scheduler import workspace_schedule
 
@@ -233,12 +263,12 @@ def crontab(ws: Workspace, executable: str | None, systemd_dir: Path | None, use
 
 
 @cli.command()
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
-@click.option("--job", help="Only this job (collect, remind, run_month, ...).")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000), help="最多列出几条。")
+@click.option("--job", help="只看该任务（collect、remind、run_month……）。")
 @json_option
 @workspace_required
 def runs(ws: Workspace, limit: int, job: str | None, as_json: bool) -> None:
-    """List recent job runs (newest first) and mail waiting in the outbox."""
+    """列出最近的任务运行记录（最新的在前）和 outbox 中待发的邮件。"""
     from .store import runs as store_runs
 
     conn = ws.connect()
@@ -250,13 +280,55 @@ def runs(ws: Workspace, limit: int, job: str | None, as_json: bool) -> None:
     if as_json:
         emit_json({"runs": [r.to_json() for r in recent], "outbox": [d.to_json() for d in unsent]})
         return
-    for r in recent:
-        line = f"{r.id:>5} {r.started_at} {r.job:<11} {r.period or '-':<8} {r.state:<8} {r.origin}"
-        if r.error:
-            line += f"  {r.error}"
-        click.echo(safe_text(line))
+    if recent:
+        _print_runs(recent)
+    else:
+        click.echo("没有任务运行记录")
     if unsent:
-        click.echo(f"outbox: {len(unsent)} mail(s) waiting to be sent again")
+        click.echo(f"outbox：{len(unsent)} 封邮件待重发")
         for d in unsent:
-            click.echo(safe_text(f"  {d.id} {d.kind} {d.period or ''} {d.recipient} ({d.attempts} attempts): "
+            click.echo(safe_text(f"  {d.id} {d.kind} {d.period or ''} {d.recipient}（已尝试 {d.attempts} 次）："
                                  f"{d.last_error}"))
+
+
+RUN_STATE_LABELS = {"running": "运行中", "success": "成功", "error": "失败", "skipped": "跳过"}
+ORIGIN_LABELS = {"cli": "命令行", "scheduler": "调度", "catch_up": "补跑"}
+RUNS_HEADER = ("编号", "任务", "报告期", "开始", "结束", "用时", "结果", "来源", "说明")
+
+
+def _print_runs(recent: list[Any]) -> None:
+    table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
+    for col in RUNS_HEADER:
+        table.add_column(col, justify="right" if col == "编号" else "left", no_wrap=col != "说明",
+                         overflow="fold")
+    for r in recent:
+        table.add_row(str(r.id), safe_markup(r.job), safe_markup(r.period or "-"), _clock(r.started_at),
+                      _clock(r.ended_at) if r.ended_at else "-", duration_text(r.started_at, r.ended_at),
+                      RUN_STATE_LABELS.get(r.state, safe_markup(r.state)),
+                      ORIGIN_LABELS.get(r.origin, safe_markup(r.origin)), safe_markup(r.error or ""))
+    with _out.capture() as captured:  # plain lines for cron mails and logs: no trailing padding
+        _out.print(table)
+    click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
+
+
+def _clock(stamp: str) -> str:
+    """A stored time (2025-04-06T08:00:00+08:00) as the operator reads it: 2025-04-06 08:00:00."""
+    return safe_markup(stamp[:19].replace("T", " "))
+
+
+def duration_text(started_at: str, ended_at: str | None) -> str:
+    """How long a run took, in Chinese (12秒, 3分05秒, 1小时02分); 运行中 while it has not ended."""
+    from datetime import datetime
+
+    if not ended_at:
+        return "运行中"
+    try:
+        seconds = int((datetime.fromisoformat(ended_at) - datetime.fromisoformat(started_at)).total_seconds())
+    except ValueError:
+        return "-"
+    seconds = max(seconds, 0)
+    if seconds < 60:
+        return f"{seconds}秒"
+    if seconds < 3600:
+        return f"{seconds // 60}分{seconds % 60:02d}秒"
+    return f"{seconds // 3600}小时{seconds % 3600 // 60:02d}分"

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .errors import SuperviseError
 from .periods import TZ, Deadlines, Month, Quarter, Year
 from .registry import TARGET_NAMES, Cluster, Registry
 
@@ -188,6 +189,80 @@ def add_targets(ws: Workspace, years: list[int]) -> list[int]:
     return added
 
 
+# What a demo (or any workspace) holds at the top of its home: all that `--force` removes, and
+# nothing else. supervise.toml, reference/ and rules/ are rewritten from the defaults instead.
+DEMO_CONTENT = ("supervise.db", "supervise.db-wal", "supervise.db-shm", "supervise.db-journal",
+                "inbox", "archive", "reports", "outbox", "demo-files")
+
+
+class DemoRefused(SuperviseError):
+    """The demo would be built over a workspace that already holds data."""
+
+
+def _files_in(folder: Path) -> int:
+    return sum(1 for p in folder.rglob("*") if p.is_file()) if folder.is_dir() and not folder.is_symlink() else 0
+
+
+def existing_data(home: Path) -> list[str]:
+    """What in `home` the demo would mix its data with: files in inbox/ or archive/, job runs in
+    the database (every stored submission's file is in archive/, archived before it is read)."""
+    from .store.runs import first_run_at
+    from .workspace import Workspace
+
+    found = [f"{name}/ 中有 {n} 个文件" for name in ("inbox", "archive") if (n := _files_in(home / name))]
+    ws = Workspace(home)
+    if ws.exists():
+        conn = ws.connect()
+        try:
+            if first_run_at(conn) is not None:
+                found.append("数据库中有任务运行记录")
+        finally:
+            conn.close()
+    return found
+
+
+def clear_demo(home: Path) -> list[Path]:
+    """Remove what a workspace made at the top of `home` (DEMO_CONTENT), never anything outside it:
+    a symbolic link is removed, not followed. Returns what was removed."""
+    import shutil
+
+    root = home.resolve()
+    removed = []
+    for name in DEMO_CONTENT:
+        path = root / name
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            if path.resolve().parent != root:  # not inside home: leave it
+                continue
+            shutil.rmtree(path)
+        else:
+            continue
+        removed.append(path)
+    return removed
+
+
+def prepare_home(home: Path, *, force: bool) -> None:
+    """Refuse to build over a workspace with data unless `force`, which starts clean (only inside `home`)."""
+    from .workspace import SETTINGS_FILE
+
+    found = existing_data(home)
+    if not found:
+        return
+    if not force:
+        raise DemoRefused(
+            f"{home} 已有数据（{'，'.join(found)}），演示不会写入已有数据的工作目录；"
+            f"换一个空目录，或加 --force 清空后重建（删除该目录中的数据库、inbox/、archive/、reports/、"
+            f"outbox/、demo-files/，并恢复默认设置） / {home} already holds data; use an empty folder or --force"
+        )
+    if not (home / SETTINGS_FILE).is_file():
+        raise DemoRefused(
+            f"{home} 不是 supervise 工作目录（没有 {SETTINGS_FILE}），--force 也不会删除其中的文件；"
+            f"请换一个空目录 / {home} is not a supervise workspace: nothing is removed, use an empty folder"
+        )
+    clear_demo(home)
+
+
 def build_demo(
     home: Path,
     *,
@@ -196,14 +271,21 @@ def build_demo(
     years: list[Year] = [],  # noqa: B006 - read only
     now: datetime,
     echo: Callable[[str], None] = print,
+    force: bool = False,
 ) -> dict[str, object]:
-    """Create (or refresh) a demo workspace at `home`, ingest the submissions and run every period."""
+    """Create a demo workspace at `home`, ingest the submissions and run every period.
+
+    A home that already holds data is refused unless `force`, which removes the old database,
+    inbox/, archive/, reports/, outbox/ and demo-files/ first and restores the default settings,
+    reference files and rulebooks. Returns the home, the accepted count and every bulletin file.
+    """
     from .intake.ingest import ingest_files
     from .intake.templates import fill_template, write_templates
     from .jobs import run_period
     from .workspace import Workspace, init_workspace
 
-    ws = init_workspace(home)
+    prepare_home(home, force=force)
+    ws = init_workspace(home, force=force)
     periods: list[Month | Quarter | Year] = [*months, *quarters, *years]
     if add_targets(ws, sorted({p.year for p in periods})):
         ws = Workspace(ws.home)  # the registry again, with the targets just written
@@ -214,6 +296,7 @@ def build_demo(
     drop.mkdir(exist_ok=True)
     ingested = 0
     runs: list[dict[str, object]] = []
+    bulletins: list[str] = []
 
     def send(period: Month | Quarter, make: Callable[[Cluster], dict[str, float | str]]) -> None:
         nonlocal ingested
@@ -240,13 +323,15 @@ def build_demo(
 
     for month in months:
         send(month, functools.partial(_monthly_row, prof, month))
-        echo(f"{month}: submissions ingested")
+        echo(f"{month}：报送已收取")
     for quarter in quarters:
         send(quarter, functools.partial(_quarterly_row, prof, quarter))
-        echo(f"{quarter}: submissions ingested")
+        echo(f"{quarter}：报送已收取")
 
     for period in periods:
-        run_period(ws, period, now=now, deliver=False)
-        runs.append({"period": str(period)})
-        echo(f"{period}: bulletin written under {ws.report_dir(period)}")
-    return {"home": str(ws.home), "files_accepted": ingested, "runs": runs}
+        result = run_period(ws, period, now=now, deliver=False)
+        written = [str(result.outputs.xlsx), str(result.outputs.html)]
+        bulletins += written
+        runs.append({"period": str(period), "bulletins": written})
+        echo(f"{period}：通报已写入 {ws.report_dir(period)}")
+    return {"home": str(ws.home), "files_accepted": ingested, "runs": runs, "bulletins": bulletins}

@@ -23,6 +23,11 @@ CLUSTER_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 
 
+def unknown_county_message(code: str) -> str:
+    """The one line for an unknown county code, the same wherever a code is given."""
+    return f"未知的县（市、区）代码 {code}：--county 须为 reference/counties.csv 中的6位代码"
+
+
 class RegistryError(SuperviseError, ValueError):
     """A reference file that cannot be used as it is."""
 

@@ -119,11 +119,22 @@ class JobSettings:
     misfire_grace: int
 
 
+@dataclass(frozen=True)
+class ReportSettings:
+    """[reports]: the permissions of the bulletin files, whatever the umask."""
+
+    file_mode: int
+
+
+# "0640", "640": three octal digits (a leading 0 allowed), no setuid/setgid/sticky bits.
+FILE_MODE = re.compile(r"0?[0-7]{3}")
+
+
 @dataclass
 class Settings:
     """Settings from supervise.toml, each section a dict, defaults filled in.
 
-    The typed accessors (bureau, smtp, delivery, reminder_days, assessment, jobs) read keys that
+    The typed accessors (bureau, smtp, delivery, reminder_days, assessment, jobs, reports) read keys that
     `load_settings` always fills from data/supervise.toml: no default is repeated here.
     """
 
@@ -190,6 +201,10 @@ class Settings:
         j = self.section("jobs")
         return JobSettings(lock_wait=float(j["lock_wait_seconds"]), misfire_grace=int(j["misfire_grace_seconds"]))
 
+    @property
+    def reports(self) -> ReportSettings:
+        return ReportSettings(file_mode=int(str(self.section("reports")["file_mode"]), 8))
+
 
 def load_settings(path: Path) -> Settings:
     """Read supervise.toml over the defaults; unknown sections/keys and wrong types are refused."""
@@ -226,7 +241,24 @@ def load_settings(path: Path) -> Settings:
             merged[section][key] = value
     _check_addresses(path, merged["delivery"])
     _check_coverage(path, merged["assessment"])
+    _check_file_mode(path, merged["reports"])
     return Settings(merged)
+
+
+def _check_file_mode(path: Path, reports: dict[str, Any]) -> None:
+    """[reports] file_mode, refused here: a typo would otherwise publish files nobody may read."""
+    text = reports["file_mode"]
+    why = ""
+    if not FILE_MODE.fullmatch(text):
+        why = "须为八进制权限字符串，如 \"0640\" / must be an octal mode string such as \"0640\""
+    else:
+        mode = int(text, 8)
+        if mode & 0o600 != 0o600:
+            why = "文件所有者须可读写（6xx）/ the owner must keep read and write (06xx)"
+        elif mode & 0o022:
+            why = "只有所有者可写（组和其他用户不可写）/ only the owner may write (no group or other write)"
+    if why:
+        raise WorkspaceError(f"{path}: [reports] file_mode {text!r}: {why}")
 
 
 def _check_coverage(path: Path, assessment: dict[str, Any]) -> None:
@@ -326,15 +358,18 @@ class Workspace:
         return connect(self.db_path)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> None:
     """Write `data` to `path` via a temporary file in the same folder, fsync'd, then renamed.
 
-    A crash leaves the old file or the new one, never half of one.
+    A crash leaves the old file or the new one, never half of one. The file is 0600 (the
+    temporary file's mode) unless `mode` says otherwise; a chmod, so the umask has no say.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

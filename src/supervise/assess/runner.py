@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import SuperviseError
 from ..periods import Period, as_period, data_period
+from ..registry import unknown_county_message
 from ..store.results import find_result, save_result
 from ..workspace import Workspace
 from .aggregate import county_values, year_elapsed
@@ -178,7 +179,9 @@ def explain(
     never taken from the stored results; a rulebook with too little to rank on says why instead."""
     p = as_period(period)
     county = ws.registry.counties.get(county_code)
-    if county is None or not county.assessed:
+    if county is None:
+        raise AssessError(unknown_county_message(county_code))
+    if not county.assessed:
         raise AssessError(f"县（市）代码 {county_code} 不是参加考核的单位；请用 counties.csv 中的代码")
     books = workspace_rulebooks(ws)
     if rulebook_id is not None:

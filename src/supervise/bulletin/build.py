@@ -7,6 +7,7 @@ which rows a web page shows of a very large table (see `FULL_TABLE_MAX`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import date, datetime
 from typing import TypeVar
 
@@ -28,6 +29,7 @@ from .model import (
     Bulletin,
     ClusterRow,
     ClusterSummary,
+    Edition,
     Excerpt,
     GoalRow,
     IndicatorColumn,
@@ -65,6 +67,20 @@ TIER_BOUNDS = ((500 * YI, TIER_500), (200 * YI, TIER_200), (100 * YI, TIER_100))
 def bulletin_title(period: Period | str) -> str:
     """关于2025年3月全市县域特色产业集群发展情况的通报 (quarter: 第一季度; year: 2025年度)."""
     return f"关于{period_label(period)}全市县域特色产业集群发展情况的通报"
+
+
+def bulletin_subject(title: str, edition: Edition | None) -> str:
+    """The mail's subject: the title; a correction says so: 【更正】关于…的通报（第2版）."""
+    if edition is None or edition.version <= 1:
+        return title
+    return f"【更正】{title}（第{edition.version}版）"
+
+
+def correction_heading(edition: Edition) -> str:
+    """The first line of a correction, on the page, the workbook's cover and the mail."""
+    before = edition.version - 1
+    return (f"更正：本通报为第{edition.version}版，更正此前发出的第{before}版，请以本版为准。"
+            f"与第{before}版相比：")
 
 
 def period_label(period: Period | str) -> str:
@@ -519,10 +535,14 @@ def build_bulletin(
     issued: date,
     goal_period: str = "",
     preview: str = "",
+    edition: Edition | None = None,
 ) -> Bulletin:
     """The whole bulletin for a period; several results give one section each, in the given order.
 
-    A `preview` (its mark) is printed on every page, and its attachments are named 【预览】…."""
+    A `preview` (its mark) is printed on every page, and its attachments are named 【预览】….
+    An `edition` numbers a published bulletin (第1版 …); from the second on it is a correction:
+    marked 更正 in the subject and first lines, saying what changed, its attachments named
+    …（第2版）."""
     p = as_period(period)
     bureau = settings.bureau
     issuer, city = bureau.issuer, bureau.city
@@ -545,10 +565,7 @@ def build_bulletin(
         clusters_excerpt = Excerpt(shown[:EXCERPT_HEAD], len(clusters) - min(len(shown), EXCERPT_HEAD))
         exceptions = [s for s in status_rows if s.state != "on_time"]
         statuses_excerpt = Excerpt(exceptions[:FULL_LIST_MAX], len(status_rows) - min(len(exceptions), FULL_LIST_MAX))
-        compact_note = (
-            f"本期参评县（市）{units}个，网页仅列出排名前{EXCERPT_HEAD}位和后{EXCERPT_TAIL}位、营业收入前{EXCERPT_HEAD}位的集群"
-            f"及未按时报送的县（市）；完整排名、分项得分、集群情况和报送情况见附件工作簿《{xlsx_name}》。"
-        )
+        compact_note = _compact_note(units, xlsx_name)
     else:
         clusters_excerpt = excerpt(clusters, FULL_LIST_MAX, FULL_LIST_MAX, 0)
         statuses_excerpt = Excerpt(list(status_rows))
@@ -564,7 +581,7 @@ def build_bulletin(
         "未报送指本期无该集群营业收入数据。同比增长 =（本年累计 − 上年同期）÷ 上年同期。"
     )
 
-    return Bulletin(
+    bulletin = Bulletin(
         issuer=issuer,
         city=city,
         title=title,
@@ -593,4 +610,37 @@ def build_bulletin(
         xlsx_name=xlsx_name,
         html_name=html_name,
         preview=preview,
+        subject=title,
+        footer_left=issuer,
+        footer_right=label,
+    )
+    return with_edition(bulletin, edition) if edition is not None and not preview else bulletin
+
+
+def _compact_note(units: int, xlsx_name: str) -> str:
+    return (
+        f"本期参评县（市）{units}个，网页仅列出排名前{EXCERPT_HEAD}位和后{EXCERPT_TAIL}位、营业收入前{EXCERPT_HEAD}位的集群"
+        f"及未按时报送的县（市）；完整排名、分项得分、集群情况和报送情况见附件工作簿《{xlsx_name}》。"
+    )
+
+
+def with_edition(b: Bulletin, edition: Edition) -> Bulletin:
+    """The bulletin as published version `edition.version`: 第1版, or a correction of the one
+    before (更正 in the subject and the first lines, what changed, attachments named …（第2版）)."""
+    version = edition.version
+    label = f"第{version}版"
+    b = replace(b, version=version, version_label=label, subject=bulletin_subject(b.title, edition),
+                footer_right=f"{b.period_label}　{label}")
+    if version <= 1:
+        return b
+    xlsx_name = f"{b.title}（{label}）.xlsx"
+    units = max([len(s.ranking) for s in b.sections] + [len(b.statuses)], default=0)
+    return replace(
+        b,
+        corrects=version - 1,
+        correction_heading=correction_heading(edition),
+        correction=list(edition.changes),
+        xlsx_name=xlsx_name,
+        html_name=f"{b.title}（{label}）.html",
+        compact_note=_compact_note(units, xlsx_name) if b.compact else "",
     )

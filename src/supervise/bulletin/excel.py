@@ -41,6 +41,7 @@ F_SHEET_TITLE = Font(name="黑体", size=14)
 F_ISSUER = Font(name="宋体", size=22, bold=True, color="C00000")
 F_NOTE = Font(name="仿宋", size=10, italic=False, color="404040")
 F_PREVIEW = Font(name="黑体", size=14, bold=True, color="C00000")
+F_CORRECTION = Font(name="仿宋", size=12, color="C00000")
 
 THIN = Side(style="thin", color="808080")
 BORDER = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
@@ -63,6 +64,8 @@ INT = "0"
 COUNT = "#,##0"
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+# Printed in the footer of every page (&P: this page, &N: the pages of the sheet).
+PAGES = "第 &P 页，共 &N 页"
 CHART_MAX_BARS = 60
 
 
@@ -142,7 +145,8 @@ def print_setup(ws: Worksheet, title_rows: str, *, landscape: bool = False) -> N
     ws.sheet_properties.pageSetUpPr.fitToPage = True
     ws.print_options.horizontalCentered = True
     ws.page_margins.left = ws.page_margins.right = 0.5
-    ws.page_margins.top = ws.page_margins.bottom = 0.7
+    ws.page_margins.top = 0.7
+    ws.page_margins.bottom = 0.8  # the footer's two lines (issuer and period, page numbers)
     if title_rows:
         ws.print_title_rows = title_rows
 
@@ -160,6 +164,15 @@ def _cover(wb: Workbook, b: Bulletin) -> None:
     if b.preview:
         title_row(ws, r, f"{b.preview}：本表不是正式通报，不排名公布、不发送", width, font=F_PREVIEW)
         r += 2
+    if b.correction_heading:
+        title_row(ws, r, f"【更正】{b.version_label}", width, font=F_PREVIEW)
+        r += 1
+        for line in [b.correction_heading, *b.correction]:
+            put(ws, r, 1, line, font=F_CORRECTION, align=PARA, border=False)
+            ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=width)
+            ws.row_dimensions[r].height = _height(line, width * 12 - 4, 20)
+            r += 1
+        r += 1
     title_row(ws, r, b.issuer, width, font=F_ISSUER)
     ws.row_dimensions[r].height = _height(b.issuer, width * 12 * 0.55, 32)
     r += 1
@@ -169,7 +182,11 @@ def _cover(wb: Workbook, b: Bulletin) -> None:
     r += 2
     title_row(ws, r, b.title, width, font=F_TITLE)
     ws.row_dimensions[r].height = _height(b.title, width * 12 * 0.75, 30)
-    r += 2
+    r += 1
+    if b.version_label:
+        put(ws, r, 1, f"（{b.version_label}）", font=F_TEXT, align=CENTER, border=False)
+        ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=width)
+    r += 1
     put(ws, r, 1, "一、总体情况", font=Font(name="黑体", size=12), align=LEFT, border=False)
     r += 1
     for para in b.overview:
@@ -502,17 +519,43 @@ def build_workbook(b: Bulletin) -> Workbook:
         _texts(wb, b)
     _goals(wb, b)
     _settlement(wb, b)
+    _footers(wb, b)
     if b.preview:
         _mark_preview(wb, b.preview)
     return wb
 
 
-def _mark_preview(wb: Workbook, mark: str) -> None:
-    """A preview says so on every sheet: in its title row (the cover has its own banner), and in
-    the header and footer of every printed page."""
+def _literal(text: str) -> str:
+    """Text for a header or footer, where & starts a code (&P, &N): a literal & is &&."""
+    return text.replace("&", "&&")
+
+
+def _footer_text(b: Bulletin) -> str:
+    """Who issued it and for which period (and version); then the page of the pages, after a
+    preview's mark."""
+    who = "　".join(x for x in (b.footer_left, b.footer_right) if x)
+    pages = f"{_literal(b.preview)}　{PAGES}" if b.preview else PAGES
+    return f"{_literal(who)}\n{pages}" if who else pages
+
+
+def _footers(wb: Workbook, b: Bulletin) -> None:
+    """Every printed page of every sheet: the issuer and the period, page N of M (a preview's
+    footer in its red, like its header)."""
+    text = _footer_text(b)
     for ws in wb.worksheets:
-        for part in (ws.oddHeader, ws.evenHeader, ws.firstHeader, ws.oddFooter, ws.evenFooter, ws.firstFooter):
-            part.center.text = mark
+        for part in (ws.oddFooter, ws.evenFooter, ws.firstFooter):
+            part.center.text = text
+            part.center.size = 12 if b.preview else 9
+            if b.preview:
+                part.center.color = "C00000"
+
+
+def _mark_preview(wb: Workbook, mark: str) -> None:
+    """A preview says so on every sheet: in its title row (the cover has its own banner), in
+    the header of every printed page, and in its footer beside the page numbers (`_footers`)."""
+    for ws in wb.worksheets:
+        for part in (ws.oddHeader, ws.evenHeader, ws.firstHeader):
+            part.center.text = _literal(mark)
             part.center.size = 12
             part.center.color = "C00000"
         if ws is wb.worksheets[0]:

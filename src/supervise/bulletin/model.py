@@ -227,6 +227,14 @@ class TextRow:
     next_steps: str
 
 
+@dataclass(frozen=True)
+class Edition:
+    """Which published version of the period's bulletin this is, and what it corrects."""
+
+    version: int                      # 1, 2, … (第1版, 第2版 …)
+    changes: tuple[str, ...] = ()     # what changed against version − 1; () for the first
+
+
 @dataclass
 class Bulletin:
     issuer: str
@@ -257,3 +265,11 @@ class Bulletin:
     xlsx_name: str                    # attachment names for the mailer
     html_name: str
     preview: str = ""                 # a provisional preview's mark, on every page; "" for the bulletin
+    subject: str = ""                 # the mail's subject: the title, or 【更正】…（第2版）for a correction
+    version: int = 0                  # 1, 2, … the published version; 0: none (a preview)
+    version_label: str = ""           # 第2版
+    corrects: int = 0                 # the version a correction replaces; 0 for the first
+    correction_heading: str = ""      # 更正：本通报为第2版，更正此前发出的第1版……
+    correction: list[str] = field(default_factory=list)  # what changed against `corrects`, one line each
+    footer_left: str = ""             # every printed page of the workbook: the issuer …
+    footer_right: str = ""            # … and the period (with the version)

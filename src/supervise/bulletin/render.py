@@ -12,7 +12,8 @@ import hashlib
 import json
 import os  # noqa: F401 - tests patch render.os (the writes are workspace.atomic_write's)
 import sqlite3
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,17 @@ from ..assess.reads import PeriodReads
 from ..periods import TZ, Month, Period, Quarter, as_period, data_period, parse_period
 from ..store.results import previous_result
 from ..workspace import atomic_write  # its old home was here: still importable from here
-from .build import Values, build_bulletin
+from .build import Values, build_bulletin, with_edition
+from .edition import draft_hash
 from .excel import write_workbook
 from .html import render_email, render_page
+from .model import Edition
 
-__all__ = ["BulletinOutputs", "atomic_write", "content_hash", "render_bulletins"]
+__all__ = ["BulletinOutputs", "EditionOf", "atomic_write", "content_hash", "render_bulletins"]
+
+# Which version a bulletin is, given what it says (its draft hash): the caller's (jobs.tasks) to
+# decide, since the versions published are the store's.
+EditionOf = Callable[[str], Edition]
 
 GOAL_LOOKBACK_QUARTERS = 8
 # A preview's files sit beside the bulletin's, never over them: bulletin-2026-12-provisional.html.
@@ -43,6 +50,10 @@ class BulletinOutputs:
     xlsx_name: str             # the attachment names, in Chinese
     html_name: str
     content_hash: str          # SHA-256 of every file written: same hash = the same bulletin
+    subject: str = ""          # the mail's subject ("" = the title): 【更正】…（第2版）for a correction
+    version: int = 0           # the published version (第1版 = 1); 0 for a preview
+    draft_hash: str = ""       # what it says, without the edition marks (the versions' key)
+    correction: tuple[str, ...] = field(default=())  # what a correction changed; () for the first
 
     @property
     def attachment_names(self) -> dict[str, str]:
@@ -125,13 +136,22 @@ def issued_date(results: list[AssessmentResult], now: datetime) -> date:
 
 
 def render_bulletins(
-    ws: Any, period: Period | str, results: list[AssessmentResult], *, now: datetime, preview: str = ""
+    ws: Any,
+    period: Period | str,
+    results: list[AssessmentResult],
+    *,
+    now: datetime,
+    preview: str = "",
+    edition_of: EditionOf | None = None,
 ) -> BulletinOutputs:
     """Build the period's bulletin from the workspace and write its four files atomically.
 
     Submissions that the assessment of these results already read (`AssessmentResult.reads`)
     are not read again. A `preview` (its mark, e.g. 预览（未到报送截止时间）) is printed on every
-    page and written beside the bulletin as `bulletin-<period>-provisional.*`, never over it."""
+    page and written beside the bulletin as `bulletin-<period>-provisional.*`, never over it.
+    `edition_of` numbers a bulletin for delivery: given what it says (the draft hash), it
+    answers which version this is and what it corrects, printed on every file; without it (a
+    preview) no version is printed. Files are written with `[reports] file_mode`."""
     p = as_period(period)
     reads = next((r.reads for r in results if r.reads is not None), None)
     reads = reads or PeriodReads(ws.registry, ws.settings.deadlines)
@@ -166,10 +186,7 @@ def render_bulletins(
         "email": folder / f"email-{key}{suffix}.html",
         "json": folder / f"results-{key}{suffix}.json",
     }
-    xlsx = write_workbook(bulletin)
-    page = render_page(bulletin).encode("utf-8")
-    email = render_email(bulletin).encode("utf-8")
-    doc = {
+    doc: dict[str, Any] = {
         "period": key,
         "title": bulletin.title,
         "provisional": bool(preview),
@@ -178,10 +195,20 @@ def render_bulletins(
         "outputs": {"xlsx": str(paths["xlsx"]), "html": str(paths["html"]), "json": str(paths["json"]),
                     "email": str(paths["email"])},
     }
+    draft = ""
+    if edition_of is not None and not preview:
+        draft = draft_hash(bulletin, doc)
+        bulletin = with_edition(bulletin, edition_of(draft))
+        doc["bulletin_version"] = bulletin.version
+        doc["correction"] = list(bulletin.correction)
+    xlsx = write_workbook(bulletin)
+    page = render_page(bulletin).encode("utf-8")
+    email = render_email(bulletin).encode("utf-8")
     text = json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
     files = {"xlsx": xlsx, "html": page, "email": email, "json": text.encode("utf-8")}
+    mode = ws.settings.reports.file_mode
     for name, data in files.items():
-        atomic_write(paths[name], data)
+        atomic_write(paths[name], data, mode=mode)
     return BulletinOutputs(
         xlsx=paths["xlsx"],
         html=paths["html"],
@@ -191,4 +218,8 @@ def render_bulletins(
         xlsx_name=bulletin.xlsx_name,
         html_name=bulletin.html_name,
         content_hash=content_hash(files),
+        subject=bulletin.subject,
+        version=bulletin.version,
+        draft_hash=draft,
+        correction=tuple(bulletin.correction),
     )

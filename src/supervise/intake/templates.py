@@ -27,7 +27,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from ..periods import Month, Period, Quarter, as_period, chinese_date, dataset_title
-from ..registry import Indicator, Registry
+from ..registry import Indicator, Registry, unknown_county_message
 from ..workspace import Workspace, atomic_write
 from .layout import (
     CLUSTER_CODE_HEADER,
@@ -121,7 +121,7 @@ def write_templates(
         if county_code not in reg.counties:
             from ..errors import SuperviseError
 
-            raise SuperviseError(f"unknown county code {county_code!r} (see reference/counties.csv)")
+            raise SuperviseError(unknown_county_message(county_code))
         counties = [reg.counties[county_code]]
     else:
         counties = reg.assessed_counties()

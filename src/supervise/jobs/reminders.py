@@ -1,7 +1,7 @@
 """Reminder windows and the 催报 message. Pure: dates in, dates and text out.
 
-For a period due on day D, the reminder days are D - n (n in remind_days_before) and D + n
-(n in remind_days_after). Each reminder day opens a window that lasts until the next
+For a period due on day D, the reminder days are D - n (n in remind_days_before; 0 is the
+deadline day itself) and D + n (n in remind_days_after). Each reminder day opens a window that lasts until the next
 reminder day (a "before" window ends with the due day; the last one lasts one day). A county
 that still has not reported is mailed once per window, so a catch-up on the day after a
 missed reminder day still reminds, and a second run on the same day sends nothing new.
@@ -22,7 +22,7 @@ from .notices import one_line, time_label
 @dataclass(frozen=True)
 class Window:
     period: Period
-    key: str          # before2 | after1 | manual-2025-04-04
+    key: str          # before2 | before0 (the deadline day) | after1 | manual-2025-04-04
     start: date
     end: date         # exclusive
     due_day: date
@@ -35,7 +35,7 @@ class Window:
 def windows_for(period: Period, deadlines: Deadlines, before: Sequence[int], after: Sequence[int]) -> list[Window]:
     due = deadlines.due_day(period)
     days = sorted(
-        {(due - timedelta(days=n), f"before{n}") for n in before if n > 0}
+        {(due - timedelta(days=n), f"before{n}") for n in before if n >= 0}
         | {(due + timedelta(days=n), f"after{n}") for n in after if n > 0}
     )
     out = []

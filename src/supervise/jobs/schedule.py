@@ -7,6 +7,7 @@ expressions, checked by APScheduler's own parser.
 
 from __future__ import annotations
 
+import logging
 import shlex
 import tomllib
 from dataclasses import dataclass
@@ -56,6 +57,9 @@ class Schedule:
         return iter(self.entries)
 
 
+log = logging.getLogger("supervise.jobs")
+
+
 def schedule_path() -> Path:
     return Path(str(resources.files("supervise.jobs") / "schedule.toml"))
 
@@ -67,7 +71,7 @@ def placeholders(deadlines: dict[str, Any]) -> dict[str, str]:
     reminders = ReminderDays.of(deadlines)
     before, after = reminders.before, reminders.after
 
-    def days(what: str, due: int) -> str:
+    def days(what: str, due: int, run_day: int) -> str:
         out = sorted({due - n for n in before} | {due + n for n in after})
         bad = [d for d in out if not 1 <= d <= 28]
         if bad:
@@ -76,6 +80,14 @@ def placeholders(deadlines: dict[str, Any]) -> dict[str, str]:
                 "reminder days (deadline day minus remind_days_before, plus remind_days_after) "
                 "must lie between 1 and 28"
             )
+        late = [d for d in out if d >= run_day]
+        if late:  # the run publishes 漏报 in the morning: a 催报 after it contradicts the bulletin
+            log.warning(
+                "supervise.toml [deadlines]: %s的催报日 %s 日不早于通报运行日 %d 日，通报公布漏报后不再催报，已略去；"
+                "截止当天催报请用 remind_days_before 中的 0 / reminder day(s) %s for %s come after the run "
+                "on day %d publishes 漏报 and are left out", what, "、".join(map(str, late)), run_day,
+                late, what, run_day)
+            out = [d for d in out if d < run_day]
         return ",".join(str(d) for d in out) if out else ""
 
     for what, day in (("monthly_day", monthly), ("quarterly_day", quarterly)):
@@ -84,15 +96,16 @@ def placeholders(deadlines: dict[str, Any]) -> dict[str, str]:
                 f"supervise.toml [deadlines] {what} = {day}: the run the day after must fall on "
                 "day 1..28; choose a day between 1 and 27"
             )
+    # a quarter's run also reads its last month: it waits for both deadlines
+    quarterly_after = max(quarterly, monthly) + 1
     return {
         "monthly_day": str(monthly),
         "quarterly_day": str(quarterly),
         "monthly_after": str(monthly + 1),
-        # a quarter's run also reads its last month: it waits for both deadlines
-        "quarterly_after": str(max(quarterly, monthly) + 1),
+        "quarterly_after": str(quarterly_after),
         "quarter_months": QUARTER_MONTHS,
-        "remind_monthly": days("monthly data", monthly),
-        "remind_quarterly": days("quarterly data", quarterly),
+        "remind_monthly": days("monthly data", monthly, monthly + 1),
+        "remind_quarterly": days("quarterly data", quarterly, quarterly_after),
     }
 
 

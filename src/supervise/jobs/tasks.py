@@ -27,7 +27,8 @@ from .runner import JobContext, PartialFailure, run_job
 
 if TYPE_CHECKING:  # the steps' modules are imported when a job runs, not with this one
     from ..assess.model import AssessmentResult
-    from ..bulletin.render import BulletinOutputs
+    from ..bulletin.model import Edition
+    from ..bulletin.render import BulletinOutputs, EditionOf
     from ..intake.ingest import IngestReport
     from ..status import CountyStatus
 
@@ -49,9 +50,11 @@ class RunAssessments(Protocol):
 
 
 class RenderBulletins(Protocol):
-    # `preview` (the mark of every page) is passed only for a preview, like `provisional` above.
+    # `preview` (the mark of every page) is passed only for a preview, like `provisional` above;
+    # `edition_of` (which version the bulletin is) only for a bulletin to publish.
     def __call__(
-        self, ws: Workspace, period: Period, results: list[AssessmentResult], *, now: datetime, preview: str = ""
+        self, ws: Workspace, period: Period, results: list[AssessmentResult], *, now: datetime, preview: str = "",
+        edition_of: EditionOf | None = None,
     ) -> BulletinOutputs: ...
 
 
@@ -76,11 +79,12 @@ def _run_assessments(
 
 
 def _render_bulletins(
-    ws: Workspace, period: Period, results: list[AssessmentResult], *, now: datetime, preview: str = ""
+    ws: Workspace, period: Period, results: list[AssessmentResult], *, now: datetime, preview: str = "",
+    edition_of: EditionOf | None = None,
 ) -> BulletinOutputs:
     from ..bulletin import render_bulletins
 
-    return render_bulletins(ws, period, results, now=now, preview=preview)
+    return render_bulletins(ws, period, results, now=now, preview=preview, edition_of=edition_of)
 
 
 def _reporting_status(
@@ -188,15 +192,23 @@ class RunResult:
         """The bulletin's own hash (see `render_bulletins`): what the delivery log keys on."""
         return self.outputs.content_hash
 
+    @property
+    def bulletin_version(self) -> int | None:
+        """第1版 = 1, 第2版 = 2 …; None for a preview, which is never a version."""
+        return None if self.provisional else self.outputs.version or None
+
     def output_paths(self) -> dict[str, str | None]:
         o = self.outputs
         return {"xlsx": str(o.xlsx), "html": str(o.html), "json": str(o.json)}
 
     def to_json(self) -> dict[str, Any]:
-        """The SPEC §10 run document, plus `ingest`, `delivery` and `provisional` (a preview)."""
+        """The SPEC §10 run document, plus `ingest`, `delivery`, `provisional` (a preview) and the
+        bulletin's version (`bulletin_version`, and `correction`: what it changed, [] for the first)."""
         doc: dict[str, Any] = {
             "period": str(self.period),
             "provisional": self.provisional,
+            "bulletin_version": self.bulletin_version,
+            "correction": list(self.outputs.correction),
             "assessments": [r.to_json() for r in self.results],
             "outputs": self.output_paths(),
             "ingest": self.ingest,
@@ -214,6 +226,7 @@ class RunResult:
     def detail(self) -> dict[str, Any]:
         return {
             "provisional": self.provisional,
+            "bulletin_version": self.bulletin_version,
             "content_hash": self.content_hash,
             "outputs": self.output_paths(),
             "assessments": [
@@ -264,7 +277,8 @@ def run_period(
     Idempotent: the same inputs give the same bulletin, byte for byte, and a bulletin already
     sent with that content hash is not sent again (unless `resend`). Any change in what the
     bulletin prints (results, cluster tables, goals, reporting status) is a correction and
-    goes out again.
+    goes out again as the period's next version (`bulletin_edition`): 【更正】…（第2版）, saying
+    what changed against the version before.
 
     A period whose deadline has not passed is refused (`due.NotYetDue`, nothing recorded), and
     one with too little data or too few targets to rank on fails like any job (recorded, the
@@ -295,7 +309,13 @@ def run_period(
             outputs = steps.render_bulletins(ws, period, results, now=now, preview=mark)
             log.warning("%s %s: %s", period, mark, PREVIEW_NOT_MAILED)
             return RunResult(period, results, outputs, ingest, delivered=False, provisional=True, preview=mark)
-        outputs = steps.render_bulletins(ws, period, results, now=now)
+        # A run that delivers publishes a version (mailed, or kept in the outbox until it is);
+        # --no-deliver shows which version it would be and records none.
+        edition_of = functools.partial(
+            bulletin_edition, ctx.conn, str(period), summarize_results(results), now=now, run_id=ctx.run_id,
+            record=deliver,
+        )
+        outputs = steps.render_bulletins(ws, period, results, now=now, edition_of=edition_of)
         ctx.checkpoint("rendered")
         result = RunResult(period, results, outputs, ingest, delivered=deliver)
         if not deliver:
@@ -310,7 +330,7 @@ def run_period(
                 kind="bulletin",
                 period=str(period),
                 recipient=recipient,
-                subject=outputs.title,
+                subject=outputs.subject or outputs.title,
                 content_hash=result.content_hash,
                 message=functools.partial(
                     bulletin_message, outputs, recipient, sender=outbox.smtp.sender, issuer=issuer, now=now
@@ -342,13 +362,58 @@ def run_due(ws: Workspace, kind: Kind, *, now: datetime, **kw: Any) -> RunResult
     return run_period(ws, ws.settings.deadlines.due_now(kind, now), now=now, **kw)
 
 
+def summarize_results(results: Sequence[AssessmentResult]) -> dict[str, Any]:
+    """Each rulebook's scores, ranks and ledger: what the next version's correction is told against."""
+    from ..bulletin.edition import summarize
+
+    return summarize(results)
+
+
+def bulletin_edition(
+    conn: sqlite3.Connection,
+    period: str,
+    summary: dict[str, Any],
+    draft_hash: str,
+    *,
+    now: datetime,
+    run_id: int | None,
+    record: bool,
+) -> Edition:
+    """Which version of the period's bulletin one saying `draft_hash` is, and what it corrects.
+
+    The same as the latest version published: that version again (a re-run changes nothing).
+    Otherwise the next one, a correction of the latest, recorded when `record` (the run
+    delivers it). A version is told against the one before it: a bulletin changed back to what
+    an older version said is still a new version, since its readers have the latest.
+    """
+    from ..bulletin.edition import changes
+    from ..bulletin.model import Edition
+    from ..store import editions
+
+    latest = editions.latest_edition(conn, period)
+    if latest is not None and latest.draft_hash == draft_hash:
+        before = editions.get_edition(conn, period, latest.version - 1)
+        return Edition(latest.version, changes(before.summary, latest.summary) if before else ())
+    if latest is None:
+        edition = Edition(1)
+    else:
+        edition = Edition(latest.version + 1, changes(latest.summary, summary))
+    if record:
+        editions.add_edition(conn, period=period, version=edition.version, draft_hash=draft_hash,
+                             summary=summary, now=now, job_run_id=run_id)
+        log.info("bulletin %s: version %d recorded", period, edition.version)
+    return edition
+
+
 def bulletin_message(
     outputs: BulletinOutputs, recipient: str, *, sender: str, issuer: str, now: datetime
 ) -> EmailMessage:
-    """The bulletin mail: title as subject, the mail-friendly HTML as body, files attached."""
+    """The bulletin mail: title as subject (a correction's marked 【更正】), the mail-friendly HTML
+    as body, files attached."""
     html = outputs.email_html.read_text(encoding="utf-8")
     return build_message(
-        sender=sender, recipient=recipient, subject=outputs.title, text=html_to_text(html), html=html,
+        sender=sender, recipient=recipient, subject=outputs.subject or outputs.title, text=html_to_text(html),
+        html=html,
         attachments=[Attachment(path, name) for path, name in outputs.attachments], now=now,
         sender_name=issuer,
     )

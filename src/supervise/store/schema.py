@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from . import results, runs, submissions
+from . import editions, results, runs, submissions
 
 # Each entry: (version, description, SQL script). Versions are 1, 2, 3, ... in order.
 MIGRATIONS: list[tuple[int, str, str]] = [
@@ -12,6 +12,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (2, "assessment results", results.SCHEMA),
     (3, "job runs and deliveries", runs.SCHEMA),
     (4, "where each version came from; when the inbox was last listed", submissions.INBOX_SCHEMA),
+    (5, "each published version of a period's bulletin", editions.SCHEMA),
 ]
 
 
