@@ -29,6 +29,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.writer.excel import ExcelWriter
 
+from ..printing import print_setup
 from .model import AssessmentSection, Bulletin
 
 # Fonts present on every Chinese Windows (宋体 SimSun, 仿宋 FangSong, 黑体 SimHei).
@@ -134,21 +135,6 @@ def _height(text: str, units: float, line: float) -> float:
     per_line = max(int(units / 2.1), 1)
     lines = sum(max(1, -(-len(part) // per_line)) for part in text.split("\n"))
     return max(line, lines * line)
-
-
-def print_setup(ws: Worksheet, title_rows: str, *, landscape: bool = False) -> None:
-    """A4, fit all columns to one page wide, repeat the header rows on every page."""
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
-    ws.page_setup.orientation = "landscape" if landscape else "portrait"
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 0
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
-    ws.print_options.horizontalCentered = True
-    ws.page_margins.left = ws.page_margins.right = 0.5
-    ws.page_margins.top = 0.7
-    ws.page_margins.bottom = 0.8  # the footer's two lines (issuer and period, page numbers)
-    if title_rows:
-        ws.print_title_rows = title_rows
 
 
 # --------------------------------------------------------------------------- sheets

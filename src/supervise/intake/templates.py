@@ -27,6 +27,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from ..periods import Month, Period, Quarter, as_period, chinese_date, dataset_title
+from ..printing import print_setup
 from ..registry import Indicator, Registry, unknown_county_message
 from ..workspace import Workspace, atomic_write
 from .layout import (
@@ -252,7 +253,7 @@ def build_template(
             sh.add_data_validation(dv)
 
     sh.freeze_panes = sh.cell(FIRST_DATA_ROW, 3)
-    _print_setup(sh, f"1:{FIRST_DATA_ROW - 1}", landscape=True)
+    print_setup(sh, f"1:{FIRST_DATA_ROW - 1}", landscape=True, margins=(0.4, 0.6, 0.6), page_numbers=True)
     sh.print_title_cols = "A:B"
     sh.protection.sheet = True
     sh.protection.formatColumns = False
@@ -266,22 +267,6 @@ def build_template(
     wb.properties.title = title_of(period)
     wb.properties.creator = "supervise"
     return wb
-
-
-def _print_setup(sh: Any, title_rows: str, *, landscape: bool) -> None:
-    """A4, every column on one page width (a clerk prints the form to check it or to have it
-    signed), the header rows on every page, page numbers in the footer."""
-    sh.page_setup.paperSize = sh.PAPERSIZE_A4
-    sh.page_setup.orientation = "landscape" if landscape else "portrait"
-    sh.page_setup.fitToWidth = 1
-    sh.page_setup.fitToHeight = 0
-    sh.sheet_properties.pageSetUpPr.fitToPage = True
-    sh.print_options.horizontalCentered = True
-    sh.page_margins.left = sh.page_margins.right = 0.4
-    sh.page_margins.top = sh.page_margins.bottom = 0.6
-    sh.print_title_rows = title_rows
-    sh.oddFooter.center.text = "第 &P 页，共 &N 页"
-    sh.evenFooter.center.text = "第 &P 页，共 &N 页"
 
 
 def _validation(ind: Indicator, max_text_chars: int) -> DataValidation:
@@ -356,7 +341,7 @@ def _write_help(
                       "百分比填0到100之间的数。").alignment = Alignment(wrap_text=False)
     for letter, w in zip("ABCDEFG", (6, 30, 24, 8, 10, 34, 60), strict=True):
         sh.column_dimensions[letter].width = w
-    _print_setup(sh, f"{start}:{start}", landscape=True)
+    print_setup(sh, f"{start}:{start}", landscape=True, margins=(0.4, 0.6, 0.6), page_numbers=True)
     sh.protection.sheet = True
 
 
