@@ -259,7 +259,7 @@ def test_message_names_row_cluster_label_and_what_was_written(base: Workspace, t
     path = good(base, tmp_path, CZ02__revenue_ytd="约三千")
     f = ingest_files(base, [path], county=HUANGHUA, now=NOW).files[0]
     assert f.problems[0].message.startswith(
-        "第7行（CZ02 模具）“营业收入（本年累计）”(revenue_ytd)应为数字，实际填写了“约三千”")
+        "第7行（CZ02 模具）“营业收入（本年累计）”应为数字，实际填写了“约三千”")
     assert f.to_json()["problems"][0] | {} == {
         "code": "not_a_number", "where": "填报表!I7 / CZ02 / revenue_ytd", "message": f.problems[0].message,
         "severity": "error", "sheet": "填报表", "cell": "I7", "cluster_code": "CZ02",
@@ -316,7 +316,7 @@ def test_expected_period(base: Workspace, tmp_path: Path) -> None:
     assert [(p.code, p.where) for p in f.problems] == [("period_mismatch", "填报表!F2")]
 
 
-def test_where_names_sheet_cell_cluster_and_indicator_and_messages_name_the_code(
+def test_where_names_sheet_cell_cluster_and_indicator_and_messages_name_the_label(
         base: Workspace, tmp_path: Path) -> None:
     path = good(base, tmp_path, CZ01__ent_total="多", CZ02__employees=None, CZ03__ent_above=900)
     doc = ingest_files(base, [path], county=HUANGHUA, now=NOW).to_json()
@@ -325,8 +325,9 @@ def test_where_names_sheet_cell_cluster_and_indicator_and_messages_name_the_code
                    ("empty_value", "填报表!N7 / CZ02 / employees"),
                    ("ent_above_gt_total", "填报表!D8 / CZ03 / ent_above")}
     for p in doc["files"][0]["problems"]:
-        assert f"({p['indicator']})" in p["message"], p["message"]
-    assert "“集群企业总数”(ent_total)" in next(p["message"] for p in doc["files"][0]["problems"]
+        # a county's message names the indicator by its label; the code is in `indicator` and `where`
+        assert f"({p['indicator']})" not in p["message"], p["message"]
+    assert "“集群企业总数”（103）" in next(p["message"] for p in doc["files"][0]["problems"]
                                               if p["code"] == "ent_above_gt_total")
 
 

@@ -502,12 +502,12 @@ def _overview(
 
     for s in sections:
         if not s.assessable:
-            paras.append(f"《{s.title}》（{s.rulebook}，{s.version}版）本期不予排名，不进行奖惩结算：{'；'.join(s.reasons)}。")
+            paras.append(f"《{s.title}》（{s.version}版）本期不予排名，不进行奖惩结算：{'；'.join(s.reasons)}。")
             continue
         if not s.ranking:
-            paras.append(f"《{s.title}》（{s.rulebook}，{s.version}版）本期无参评县（市）。")
+            paras.append(f"《{s.title}》（{s.version}版）本期无参评县（市）。")
             continue
-        text = f"《{s.title}》（{s.rulebook}，{s.version}版）中，{_names(s.top)}位列前三"
+        text = f"《{s.title}》（{s.version}版）中，{_names(s.top)}位列前三"
         text += f"，{_names(s.bottom)}位列后三。" if s.bottom else "。"
         text += "对排名靠前的县（市）予以通报表扬；排名靠后的县（市）要认真查找差距、分析原因，采取有力措施迎头赶上。"
         if s.settlement is not None and s.settlement.applies:

@@ -184,7 +184,7 @@ def _cover(wb: Workbook, b: Bulletin) -> None:
     put(ws, r, 1, "二、考核规则", font=Font(name="黑体", size=12), align=LEFT, border=False)
     r += 1
     for s in b.sections:
-        line = f"《{s.title}》：规则编号 {s.rulebook}，版本 {s.version}，" + (
+        line = f"《{s.title}》：{s.version}版，" + (
             f"参评县（市）{len(s.ranking)}个。" if s.assessable else f"本期不予排名：{'；'.join(s.reasons)}。")
         put(ws, r, 1, line, font=F_TEXT, align=PARA, border=False)
         ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=width)
@@ -212,7 +212,7 @@ def _ranking(wb: Workbook, s: AssessmentSection, name: str) -> None:
     ws = wb.create_sheet(name)
     labels = ["名次", "县（市）", "县（市）代码", "综合得分", "指标得分", "扣分", "上期名次", "名次变化", "报送情况", "备注"]
     widths(ws, [7, 18, 12, 10, 10, 8, 10, 10, 10, 14])
-    title_row(ws, 1, f"《{s.title}》综合排名（规则 {s.rulebook}，版本 {s.version}）", len(labels))
+    title_row(ws, 1, f"《{s.title}》综合排名（{s.version}版）", len(labels))
     header(ws, 2, labels)
     r = 3
     if not s.assessable:
@@ -260,7 +260,7 @@ def _points(wb: Workbook, s: AssessmentSection, name: str) -> None:
     ws = wb.create_sheet(name)
     labels = ["名次", "县（市）"] + [f"{c.label}（权重{c.weight:g}）" for c in s.indicators] + ["扣分", "扣分说明", "综合得分"]
     widths(ws, [7, 18] + [13] * len(s.indicators) + [8, 28, 10])
-    title_row(ws, 1, f"《{s.title}》分项得分（规则 {s.rulebook}，版本 {s.version}）", len(labels))
+    title_row(ws, 1, f"《{s.title}》分项得分（{s.version}版）", len(labels))
     header(ws, 2, labels)
     ws.row_dimensions[2].height = 45
     r = 3
@@ -419,7 +419,7 @@ def _settlement(wb: Workbook, b: Bulletin) -> None:
     title_row(ws, 1, f"{b.period_label}奖惩结算", width)
     r = 3
     for s in b.sections:
-        title_row(ws, r, f"《{s.title}》（规则 {s.rulebook}，版本 {s.version}）", width, font=F_HEAD)
+        title_row(ws, r, f"《{s.title}》（{s.version}版）", width, font=F_HEAD)
         r += 1
         v = s.settlement
         if v is not None and v.applies:

@@ -577,9 +577,9 @@ def _cell_from_ref(ref: str, csv: bool) -> Cell | None:
 
 
 def _named(ind: Indicator) -> str:
-    """An indicator as messages name it: its label, then its code in brackets,
-    “营业收入（本年累计）”(revenue_ytd)."""
-    return f"“{ind.label}”({ind.code})"
+    """An indicator as a county's messages name it: by its label, “营业收入（本年累计）” (the
+    code is in the problem's `indicator` and its place, for machines)."""
+    return f"“{ind.label}”"
 
 
 def _is_blank(raw: Any) -> bool:
