@@ -13,6 +13,7 @@ from supervise.assess.model import (
 from supervise.bulletin import bulletin_title
 from supervise.bulletin.build import FULL_TABLE_MAX, tier_of
 from supervise.registry import County, Registry, load_registry
+from supervise.workspace import Workspace
 
 from .bulletin_support import (
     ATTACK,
@@ -164,3 +165,15 @@ def test_large_registry_is_excerpted() -> None:
     assert b.compact and len(ex.head) == 20 and len(ex.tail) == 20 and ex.omitted == len(order) - 40
     assert len(b.sections[0].ranking) == len(order)
     assert "附件工作簿" in b.compact_note
+
+
+def test_a_rejected_countys_clusters_read_returned_not_unreported(ws: Workspace) -> None:
+    """One word for one thing: 黄骅's four clusters under a 退回 read 退回, the others 未报送."""
+    from supervise.bulletin.build import _clusters
+    from supervise.periods import Month
+
+    rows, _summary = _clusters(ws.registry, {}, Month(2025, 3), {"130983": "rejected", "130982": "missing"})
+    by_county = {(r.county_code, r.absent) for r in rows}
+    assert {a for c, a in by_county if c == "130983"} == {"退回"}
+    assert {a for c, a in by_county if c == "130982"} == {"未报送"}
+    assert sum(1 for r in rows if r.absent == "退回") == 4

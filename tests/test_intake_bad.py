@@ -377,3 +377,11 @@ def test_a_period_is_accepted_from_its_first_instant_after(ws: Workspace, tmp_pa
     f = ingest_files(ws, [csv], county=HUANGHUA, now=at("2025-06-02 09:00"),
                      received_at=at("2025-05-31 18:00")).files[0]
     assert [(p.code, p.where) for p in f.problems] == [("period_not_ended", "CSV第2行")]
+
+
+def test_a_file_sent_under_the_wrong_county_gives_one_problem(ws: Workspace, tmp_path: Path) -> None:
+    """黄骅's file sent as 任丘's: one county_mismatch, not one more line per cluster of each."""
+    f = filled(ws, HUANGHUA, MARCH, tmp_path / "黄骅.xlsx")
+    [res] = ingest_files(ws, [f], county="130982", now=NOW).files
+    assert [(p.code, p.where) for p in res.problems] == [("county_mismatch", "填报表!B2")]
+    assert (res.verdict, res.period, res.county_code) == ("rejected", "2025-03", "130982")

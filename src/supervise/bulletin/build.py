@@ -288,8 +288,14 @@ def _section(result: AssessmentResult, previous: AssessmentResult | None) -> Ass
 # --------------------------------------------------------------------------- data tables
 
 
-def _clusters(registry: Registry, values: Values, period: Period) -> tuple[list[ClusterRow], ClusterSummary]:
+# A cluster without figures, by its county's reporting state: one word for one thing.
+_ABSENT = {"rejected": "退回", "not_due": "截止前未报送"}
+
+
+def _clusters(registry: Registry, values: Values, period: Period,
+              states: dict[str, str] | None = None) -> tuple[list[ClusterRow], ClusterSummary]:
     rows = []
+    states = states or {}
     for i, c in enumerate(registry.clusters.values(), start=1):
         data = values.get(c.county_code, {}).get(c.code, {})
         rev = number(data.get("revenue_ytd"))
@@ -307,6 +313,7 @@ def _clusters(registry: Registry, values: Values, period: Period) -> tuple[list[
                 revenue_ly=ly,
                 growth=growth,
                 tier=tier_of(rev),
+                absent=_ABSENT.get(states.get(c.county_code, ""), TIER_NONE),
             )
         )
     reported = [r for r in rows if r.reported]
@@ -550,7 +557,7 @@ def build_bulletin(
     title = bulletin_title(p)
 
     sections = [_section(r, previous.get(r.rulebook)) for r in results]
-    clusters, summary = _clusters(registry, values, p)
+    clusters, summary = _clusters(registry, values, p, {s.county_code: s.state for s in statuses})
     status_rows, warnings, status_summary = _statuses(registry, statuses)
     goals = _goals(registry, values, goal_values, goal_period, summary)
     texts = _texts(registry, values)

@@ -301,11 +301,11 @@ def _clusters(wb: Workbook, b: Bulletin) -> None:
         put(ws, r, 2, c.county_name)
         put(ws, r, 3, c.cluster_code, align=CENTER)
         put(ws, r, 4, c.cluster_name)
-        put(ws, r, 5, c.revenue if c.revenue is not None else "未报送", fmt=WAN)
+        put(ws, r, 5, c.revenue if c.revenue is not None else c.absent, fmt=WAN)
         put(ws, r, 6, c.revenue_yi if c.revenue_yi is not None else "—", fmt=YI)
         put(ws, r, 7, c.revenue_ly if c.revenue_ly is not None else "—", fmt=WAN)
         put(ws, r, 8, c.growth if c.growth is not None else "—", fmt=PCT)
-        put(ws, r, 9, c.tier, align=CENTER)
+        put(ws, r, 9, c.tier if c.reported else c.absent, align=CENTER)
         r += 1
     s = b.cluster_summary
     put(ws, r, 1, f"合计（已报送{s.reported}个集群，共{s.clusters}个）", font=F_CELL_BOLD, fill=FILL_TOTAL)

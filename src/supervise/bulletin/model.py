@@ -145,6 +145,7 @@ class ClusterRow:
     revenue_ly: float | None          # 万元, same period last year
     growth: float | None              # %
     tier: str                         # one of TIERS
+    absent: str = TIER_NONE           # what stands for no figures: 未报送 | 退回 | 截止前未报送
 
     @property
     def reported(self) -> bool:

@@ -206,9 +206,14 @@ class _Validator:
         return f"第{cell.row}行（{name}）"
 
     # ---- the checks
+    wrong_county = False     # the file is another real county's: nothing else about it matters
+
     def run(self) -> Validated:
         county = self.check_county()
         period = self.check_period()
+        if self.wrong_county:
+            # another county's file: its rows are all "not ours"; one problem says it all
+            return self.out
         dataset = self.check_dataset(period)
         self.out.dataset = dataset
         if not self.csv:
@@ -237,6 +242,7 @@ class _Validator:
         known = raw in self.reg.counties
         file_text = f"{raw}（{self.reg.county_name(raw)}）" if known else f"“{raw}”"
         if sender and raw != sender:
+            self.wrong_county = known
             self.add(
                 "county_mismatch",
                 f"文件中的县（市）代码为{file_text}，但文件由{sender_text}报送。"
