@@ -11,7 +11,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "submissions, values, problems, archive, audit", submissions.SCHEMA),
     (2, "assessment results", results.SCHEMA),
     (3, "job runs and deliveries", runs.SCHEMA),
-    (4, "where each version came from; when the inbox was last listed", submissions.INBOX_SCHEMA),
+    (4, "which inbox file each version was read from", submissions.INBOX_SCHEMA),
     (5, "each published version of a period's bulletin", editions.SCHEMA),
 ]
 

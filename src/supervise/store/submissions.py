@@ -75,14 +75,10 @@ CREATE TABLE audit (
 CREATE INDEX audit_county_period ON audit (county_code, period);
 """
 
-# Migration 4: where each version came from, and when the inbox was last looked at.
+# Migration 4: which inbox file each version was read from (a killed collect replays as unchanged).
 INBOX_SCHEMA = """
-ALTER TABLE submissions ADD COLUMN origin TEXT;   -- inbox file it was read from: path|inode|size|mtime_ns
+ALTER TABLE submissions ADD COLUMN origin TEXT;   -- path|device|inode|size|mtime_ns|ctime_ns
 CREATE INDEX submissions_origin ON submissions (origin) WHERE origin IS NOT NULL;
-CREATE TABLE state (
-    key   TEXT PRIMARY KEY,                       -- e.g. inbox_listed_at
-    value TEXT NOT NULL
-);
 """
 
 
@@ -353,17 +349,6 @@ def version_from_origin(conn: sqlite3.Connection, origin: str, sha256: str) -> S
     row = conn.execute("SELECT * FROM submissions WHERE origin = ? AND file_sha256 = ? ORDER BY id DESC LIMIT 1",
                        (origin, sha256)).fetchone()
     return SubmissionRow.from_row(row) if row is not None else None
-
-
-def get_state(conn: sqlite3.Connection, key: str) -> str | None:
-    row = conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
-    return row[0] if row else None
-
-
-def set_state(conn: sqlite3.Connection, key: str, value: str) -> None:
-    with _tx(conn):
-        conn.execute("INSERT INTO state (key, value) VALUES (?, ?) "
-                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
 
 
 def current_numbers(conn: sqlite3.Connection, county_code: str, period: str) -> dict[str, dict[str, float]]:
