@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 import click
 
+from . import cli_intake  # its names are read at call time: cli_intake may import this module first
 from .cli import (
     cli,
     emit_json,
@@ -20,7 +21,6 @@ from .cli import (
     period_options,
     workspace_required,
 )
-from .cli_intake import UNCHANGED_LABEL, Table, _out, ingest_summary_line
 from .cli_text import safe_markup, safe_text
 from .periods import Kind, Period
 from .workspace import Workspace
@@ -105,7 +105,7 @@ def run(ws: Workspace, period: Period | None, due: Kind | None, no_deliver: bool
         if path:
             click.echo(safe_text(f"  {OUTPUT_LABELS.get(key, key)}：{path}"))
     if not result.provisional and _same_as_last_run(ws, result):
-        click.echo(f"  {UNCHANGED_LABEL}：通报与上次运行时相同")
+        click.echo(f"  {cli_intake.UNCHANGED_LABEL}：通报与上次运行时相同")
     _echo_deliveries(result.deliveries, result.delivered, result.provisional)
 
 
@@ -153,7 +153,7 @@ def collect(ws: Workspace, as_json: bool) -> None:
     result = _job(lambda: collect_job(ws, now(), clock=now), as_json)
     if result is None:
         return
-    click.echo(safe_text(f"收件箱：{ingest_summary_line(result.ingest)}"))
+    click.echo(safe_text(f"收件箱：{cli_intake.ingest_summary_line(result.ingest)}"))
     _echo_deliveries(result.deliveries)
 
 
@@ -297,7 +297,7 @@ RUNS_HEADER = ("编号", "任务", "报告期", "开始", "结束", "用时", "�
 
 
 def _print_runs(recent: list[Any]) -> None:
-    table = Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
+    table = cli_intake.Table(box=None, show_edge=False, pad_edge=False, header_style="bold")
     for col in RUNS_HEADER:
         table.add_column(col, justify="right" if col == "编号" else "left", no_wrap=col != "说明",
                          overflow="fold")
@@ -306,8 +306,8 @@ def _print_runs(recent: list[Any]) -> None:
                       _clock(r.ended_at) if r.ended_at else "-", duration_text(r.started_at, r.ended_at),
                       RUN_STATE_LABELS.get(r.state, safe_markup(r.state)),
                       ORIGIN_LABELS.get(r.origin, safe_markup(r.origin)), safe_markup(r.error or ""))
-    with _out.capture() as captured:  # plain lines for cron mails and logs: no trailing padding
-        _out.print(table)
+    with cli_intake._out.capture() as captured:  # plain lines for cron mails and logs: no trailing padding
+        cli_intake._out.print(table)
     click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
