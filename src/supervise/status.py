@@ -47,7 +47,7 @@ class Rejection:
 NOT_THE_COUNTYS = frozenset({"internal_error", "not_stored", "reader_failed"})
 
 
-def rejections(rows: list[SubmissionRow], returns: list[dict[str, object]],
+def rejections(rows: list[SubmissionRow], returns: list[ReturnRow],
                errors: dict[int, list[ProblemRow]]) -> list[Rejection]:
     """Pure: every rejection of a county's submissions for a period, oldest first. Identical
     bytes rejected again count once; a 退回 counts whether or not the county resubmitted."""
@@ -63,11 +63,8 @@ def rejections(rows: list[SubmissionRow], returns: list[dict[str, object]],
         first = problems[0].message if problems else "数据校验未通过"
         more = f"（共{len(problems)}处问题）" if len(problems) > 1 else ""
         out.append(Rejection("invalid", r.file_name, r.received_at, first + more, r.id))
-    by_id = {r.id: r for r in rows}
     for ret in returns:
-        sid = int(str(ret["submission_id"]))
-        row = by_id.get(sid)
-        out.append(Rejection("returned", row.file_name if row else "", str(ret["at"]), str(ret["reason"]), sid))
+        out.append(Rejection("returned", ret.file_name, ret.at, ret.reason, ret.submission_id))
     out.sort(key=lambda x: (x.at, x.submission_id))
     return out
 
@@ -161,19 +158,21 @@ def reporting_status(
     p = as_period(period)
     key = str(p)
     out = []
-    from .store.submissions import last_return, last_return_row, returns_of
+    from .store.submissions import returns_of
 
     for county in registry.assessed_counties():
         rows = submissions_for(conn, key, county.code)
         current = next((r for r in rows if r.state == "current"), None)
         warnings = [w for w in problems_of(conn, current.id) if w.severity == "warning"] if current else []
+        returns = returns_of(conn, county.code, key)      # one read of the 退回s, for all three uses
+        last = returns[-1] if returns else None
         status = county_status(
             rows, county.code, county.name, p, deadlines,
-            returned_at=last_return(conn, county.code, key), warnings=warnings,
-            last_returned=last_return_row(conn, county.code, key) if current is None else None,
+            returned_at=last.at if last else None, warnings=warnings,
+            last_returned=last if current is None else None,
         )
         errors = {r.id: problems_of(conn, r.id) for r in rows if r.verdict == "rejected"}
-        status.rejections = rejections(rows, returns_of(conn, county.code, key), errors)
+        status.rejections = rejections(rows, returns, errors)
         out.append(status)
     return out
 

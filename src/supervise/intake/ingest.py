@@ -51,7 +51,6 @@ from .validate import RegistryIndex, Rules, Validated, apply_history, validate
 
 log = logging.getLogger("supervise.intake")
 
-_CHUNK = 1 << 20
 _COUNTY_DIR = re.compile(r"^\d{6}$")
 _IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial", ".swp", ".lock")
 
@@ -180,11 +179,11 @@ def _ident(st: os.stat_result) -> Ident:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def write_archive(archive_dir: Path, path: Path, data: bytes | None, sha: str, ext: str,
-                  made_dirs: set[Path] | None = None) -> Path:
-    """Copy a file, unchanged, to <archive>/<ab>/<sha256>.<ext> (atomically; the name comes from
-    the hash only, so writing the same file twice is harmless). Returns where it is.
+def write_archive(archive_dir: Path, data: bytes, sha: str, ext: str, made_dirs: set[Path] | None = None) -> Path:
+    """Keep the bytes read of a file, unchanged, as <archive>/<ab>/<sha256>.<ext> (atomically;
+    the name comes from the hash only, so writing the same file twice is harmless). Returns where.
 
+    The bytes are those hashed and judged (never the path read again: it may be a link by now).
     Written to a temporary name and renamed, not `workspace.atomic_write`: that fsyncs every
     copy and its folder (~2,800 fsyncs for a national month, seconds on a slow disk). The copy
     need not be durable on its own: the inbox original is the durable copy until the batch that
@@ -203,17 +202,8 @@ def write_archive(archive_dir: Path, path: Path, data: bytes | None, sha: str, e
             made_dirs.add(dest.parent)
     tmp = dest.with_name(f".{sha}.{os.getpid()}.tmp")
     try:
-        if data is not None:
-            with open(tmp, "wb") as f:
-                f.write(data)
-        else:
-            h = hashlib.sha256()
-            with open(path, "rb") as src, open(tmp, "wb") as f:
-                while chunk := src.read(_CHUNK):
-                    h.update(chunk)
-                    f.write(chunk)
-            if h.hexdigest() != sha:
-                raise OSError(f"{path} changed while it was being archived")
+        with open(tmp, "wb") as f:
+            f.write(data)
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -269,8 +259,7 @@ def _prepare(path: Path, sender: str | None, *, home: Path, archive_dir: Path | 
                 return p
             # Never more than the limit is read: the rest of an oversized file is neither hashed
             # nor archived (a 2 GB file must not fill the archive's disk).
-            data: bytes | None = f.read(limits.max_file_bytes + 1)
-            assert data is not None
+            data = f.read(limits.max_file_bytes + 1)
             if len(data) > limits.max_file_bytes:
                 data = data[: limits.max_file_bytes]
                 p.oversized = True
@@ -292,13 +281,13 @@ def _prepare(path: Path, sender: str | None, *, home: Path, archive_dir: Path | 
         # The first `max_file_bytes` of an oversized file are kept, under a name that says so.
         ext = "truncated" if p.oversized else p.ext
         try:
-            p.archive_path = _relative(home, write_archive(archive_dir, path, data, p.sha, ext, made_dirs))
+            p.archive_path = _relative(home, write_archive(archive_dir, data, p.sha, ext, made_dirs))
         except Exception as exc:
             p.archive_error = exc
             return p
     if p.oversized:
         return p
-    if data is not None and judge:
+    if judge:
         try:
             try:
                 read = read_submission(data, limits, known_codes)

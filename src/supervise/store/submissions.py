@@ -194,15 +194,6 @@ def problems_of(conn: sqlite3.Connection, submission_id: int) -> list[ProblemRow
     ]
 
 
-def last_return(conn: sqlite3.Connection, county_code: str, period: str) -> str | None:
-    """When staff last sent this county's submission back (退回), if ever (ISO time)."""
-    row = conn.execute(
-        "SELECT MAX(at) FROM audit WHERE action = 'reject' AND county_code = ? AND period = ?",
-        (county_code, period),
-    ).fetchone()
-    return row[0] if row else None
-
-
 @dataclass(frozen=True)
 class ReturnRow:
     """One 退回: which version staff sent back, when, who, and the reason the county is told."""
@@ -215,31 +206,17 @@ class ReturnRow:
     received_at: str          # when that version was received
 
 
-def last_return_row(conn: sqlite3.Connection, county_code: str, period: str) -> ReturnRow | None:
-    """The latest 退回 of this county's submissions for the period, with its reason and file."""
-    row = conn.execute(
+def returns_of(conn: sqlite3.Connection, county_code: str, period: str) -> list[ReturnRow]:
+    """Every 退回 of this county's submissions for the period, oldest first, with its reason and file."""
+    out = []
+    for sid, at, actor, detail, file_name, received_at in conn.execute(
         "SELECT a.submission_id, a.at, a.actor, a.detail, s.file_name, s.received_at FROM audit a "
         "LEFT JOIN submissions s ON s.id = a.submission_id "
-        "WHERE a.action = 'reject' AND a.county_code = ? AND a.period = ? ORDER BY a.at DESC, a.id DESC LIMIT 1",
-        (county_code, period),
-    ).fetchone()
-    if row is None:
-        return None
-    sid, at, actor, detail, file_name, received_at = row
-    reason = (json.loads(detail) if detail else {}).get("reason", "")
-    return ReturnRow(int(sid), at, actor, str(reason), file_name or "", received_at or "")
-
-
-def returns_of(conn: sqlite3.Connection, county_code: str, period: str) -> list[dict[str, Any]]:
-    """Every 退回 of this county's submissions for the period, oldest first: submission, time, reason."""
-    out = []
-    for sid, at, actor, detail in conn.execute(
-        "SELECT submission_id, at, actor, detail FROM audit WHERE action = 'reject' AND county_code = ? "
-        "AND period = ? ORDER BY at, id",
+        "WHERE a.action = 'reject' AND a.county_code = ? AND a.period = ? ORDER BY a.at, a.id",
         (county_code, period),
     ):
         reason = (json.loads(detail) if detail else {}).get("reason", "")
-        out.append({"submission_id": sid, "at": at, "actor": actor, "reason": reason})
+        out.append(ReturnRow(int(sid), at, actor, str(reason), file_name or "", received_at or ""))
     return out
 
 
