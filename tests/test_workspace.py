@@ -9,6 +9,7 @@ from supervise.cli import cli
 from supervise.registry import RegistryError, load_registry
 from supervise.workspace import WorkspaceError, load_settings
 
+ROOT = Path(__file__).resolve().parents[1]
 INDICATOR_HEADER = "code,label,unit,dataset,kind,type,agg,min,max,integer,optional,help\n"
 
 
@@ -163,3 +164,40 @@ def test_reports_file_mode_refused_on_load(tmp_path: Path, value: str, message: 
     p.write_text(f"[reports]\nfile_mode = {value}\n", encoding="utf-8")
     with pytest.raises(WorkspaceError, match=message):
         load_settings(p)
+
+
+def test_the_workspace_schedule_is_the_one_that_runs(tmp_path: Path):
+    home = tmp_path / "ws"
+    CliRunner().invoke(cli, ["--home", str(home), "init"])
+    schedule = home / "jobs" / "schedule.toml"
+    assert "[[jobs]]" in schedule.read_text(encoding="utf-8")
+    before = CliRunner().invoke(cli, ["--home", str(home), "crontab", "--executable", "/usr/bin/supervise"])
+    assert " collect" in before.output
+    # The bureau collects every 20 minutes instead of hourly: the crontab follows the workspace copy.
+    text = schedule.read_text(encoding="utf-8")
+    collect = text.index('name = "collect"')
+    cron_at = text.index("cron = ", collect)
+    line_end = text.index("\n", cron_at)
+    schedule.write_text(text[:cron_at] + 'cron = "*/20 * * * *"' + text[line_end:], encoding="utf-8")
+    after = CliRunner().invoke(cli, ["--home", str(home), "crontab", "--executable", "/usr/bin/supervise"])
+    assert after.exit_code == 0, after.output
+    assert any(line.startswith("*/20 * * * * ") and " collect" in line for line in after.output.splitlines())
+    CliRunner().invoke(cli, ["--home", str(home), "init"])  # init keeps the edit
+    assert 'cron = "*/20 * * * *"' in schedule.read_text(encoding="utf-8")
+
+
+def test_a_workspace_template_overrides_the_shipped_one(tmp_path: Path):
+    from supervise.templating import environment
+
+    home = tmp_path / "ws"
+    CliRunner().invoke(cli, ["--home", str(home), "init"])
+    override = home / "reports" / "templates"
+    override.mkdir(parents=True)
+    (override / "_texts.html").write_text("<p>本局自定义的附注</p>\n", encoding="utf-8")
+    mine = environment(override)
+    assert mine.get_template("_texts.html").render() == "<p>本局自定义的附注</p>\n"
+    # The others still come from the shipped folder, and a workspace without overrides is untouched.
+    assert "bulletin.html" in mine.list_templates()
+    assert Path(mine.get_template("bulletin.html").filename or "").parent == ROOT / "reports" / "templates"
+    assert "本局自定义" not in (ROOT / "reports" / "templates" / "_texts.html").read_text(encoding="utf-8")
+    assert Path(environment(None).get_template("_texts.html").filename or "").parent == ROOT / "reports" / "templates"

@@ -1,6 +1,6 @@
 """The registry: counties, clusters, annual targets and the indicator dictionary.
 
-Loaded from CSV files (the workspace's `reference/`, defaults shipped in `supervise/data/`).
+Loaded from CSV files (the workspace's `reference/`, defaults shipped from the top-level `data/`).
 A broken file is refused with a message naming the file, the line and the fix.
 """
 
@@ -11,9 +11,9 @@ import io
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
+from .assets import shipped
 from .errors import SuperviseError
 
 MAX_REFERENCE_BYTES = 20_000_000
@@ -121,7 +121,8 @@ class Registry:
 
 
 def default_data_dir() -> Path:
-    return Path(str(resources.files("supervise") / "data"))
+    """The shipped defaults (the top-level data/ folder)."""
+    return shipped("data")
 
 
 def _read_csv(path: Path, required: Iterable[str]) -> list[tuple[int, dict[str, str]]]:

@@ -38,7 +38,9 @@ def real_now() -> datetime:
 
 
 def workspace_schedule(ws: Workspace) -> Schedule:
-    return load_schedule(ws.settings.section("deadlines"))
+    """The workspace's jobs/schedule.toml; a workspace made before it was copied runs the shipped one."""
+    path = ws.schedule_path if ws.schedule_path.exists() else None
+    return load_schedule(ws.settings.section("deadlines"), path)
 
 
 def misfire_grace(ws: Workspace) -> int:

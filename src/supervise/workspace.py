@@ -23,13 +23,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from .assets import shipped
 from .errors import SuperviseError
 from .periods import Deadlines
 from .registry import Registry, default_data_dir, load_registry
 
 SETTINGS_FILE = "supervise.toml"
 DB_FILE = "supervise.db"
-FOLDERS = ("reference", "rules", "inbox", "archive", "reports", "outbox")
+FOLDERS = ("reference", "rules", "jobs", "inbox", "archive", "reports", "outbox")
+SCHEDULE_FILE = "schedule.toml"
 REFERENCE_FILES = ("counties.csv", "clusters.csv", "targets.csv", "indicators.csv")
 # A bare address: a dot-atom local part (RFC 5321) @ a domain of letters, digits and hyphens with
 # at least one dot. No display name, no <>, no spaces, no line breaks (they would forge headers).
@@ -314,6 +316,16 @@ class Workspace:
         return self.home / "rules"
 
     @property
+    def schedule_path(self) -> Path:
+        """jobs/schedule.toml: the schedule that runs (copied from the shipped one by init)."""
+        return self.home / "jobs" / SCHEDULE_FILE
+
+    @property
+    def templates_dir(self) -> Path:
+        """reports/templates/: the bureau's own versions of shipped templates, if any."""
+        return self.home / "reports" / "templates"
+
+    @property
     def inbox_dir(self) -> Path:
         return self.home / "inbox"
 
@@ -436,6 +448,8 @@ def init_workspace(home: Path, *, force: bool = False, start_empty: bool = False
         target = ws.rules_dir / rule.name
         if force or not target.exists():
             shutil.copyfile(rule, target)
+    if force or not ws.schedule_path.exists():
+        shutil.copyfile(shipped("jobs") / SCHEDULE_FILE, ws.schedule_path)
     ws.connect().close()
     # Validate what we created (also catches a broken existing file).
     _ = ws.settings

@@ -202,8 +202,8 @@ def render_bulletins(
         doc["bulletin_version"] = bulletin.version
         doc["correction"] = list(bulletin.correction)
     xlsx = write_workbook(bulletin)
-    page = render_page(bulletin).encode("utf-8")
-    email = render_email(bulletin).encode("utf-8")
+    page = render_page(bulletin, ws.templates_dir).encode("utf-8")
+    email = render_email(bulletin, ws.templates_dir).encode("utf-8")
     text = json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
     files = {"xlsx": xlsx, "html": page, "email": email, "json": text.encode("utf-8")}
     mode = ws.settings.reports.file_mode

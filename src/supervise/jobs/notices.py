@@ -152,7 +152,7 @@ def return_notice(
     issuer: str,
 ) -> ReturnNotice:
     """The 退回通知 of one version: subject, HTML (autoescaped) and its plain-text alternative."""
-    from ..bulletin.html import environment
+    from ..templating import environment
 
     what = dataset_title(period)
     subject = (

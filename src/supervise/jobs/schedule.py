@@ -11,13 +11,13 @@ import logging
 import shlex
 import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..assets import shipped
 from ..errors import SuperviseError
 from ..periods import TZ
-from ..workspace import ReminderDays
+from ..workspace import SCHEDULE_FILE, ReminderDays
 
 JOB_NAMES = ("collect", "remind", "run_month", "run_quarter", "run_year", "catch_up")
 QUARTER_MONTHS = "1,4,7,10"
@@ -61,7 +61,8 @@ log = logging.getLogger("supervise.jobs")
 
 
 def schedule_path() -> Path:
-    return Path(str(resources.files("supervise.jobs") / "schedule.toml"))
+    """The shipped schedule (the top-level jobs/ folder); a workspace runs its own copy."""
+    return shipped("jobs") / SCHEDULE_FILE
 
 
 def placeholders(deadlines: dict[str, Any]) -> dict[str, str]:
