@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from supervise.cli import cli
 from supervise.intake import ingest as ingest_module
 from supervise.intake.ingest import IntakeError, history, ingest_files, reject_submission
+from supervise.jobs.reporting import reporting_status, status_report
 from supervise.periods import Month
-from supervise.status import reporting_status, status_report
 from supervise.workspace import Workspace
 
 from .intake_corpus import HUANGHUA, RENQIU, at, dump, filled, monthly_values

@@ -196,7 +196,7 @@ def status(ws: Workspace, period: Period, as_json: bool) -> None:
     """各县报送情况：按时报送、迟报、漏报或退回。
 
     报送截止前尚未报送的县显示为“未到截止”，而不是漏报：报告期仍在报送中。"""
-    from .status import status_report
+    from .jobs.reporting import status_report
 
     conn = ws.connect()
     try:

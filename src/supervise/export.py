@@ -15,8 +15,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .jobs.reporting import reporting_status
 from .periods import Month, Quarter
-from .status import STATE_LABELS, as_of, reporting_status
+from .status import STATE_LABELS, as_of
 from .store.submissions import current_value_rows
 from .workspace import Workspace, atomic_write
 

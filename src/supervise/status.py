@@ -1,4 +1,6 @@
-"""Who reported a period on time, late, not at all, or had it sent back (SPEC §3).
+"""Who reported a period on time, late, not at all, or had it sent back: the rules, pure.
+
+The states (the reading of the store that feeds them is `jobs.reporting`):
 
 - on_time: an accepted submission received before the deadline;
 - late (迟报): accepted, but received after it; days late = calendar days after the due day;
@@ -15,13 +17,11 @@ back is judged by its own receipt time.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from .periods import Deadlines, Period, as_period
-from .registry import Registry
-from .store.submissions import ProblemRow, ReturnRow, SubmissionRow, problems_of, submissions_for
+from .periods import Deadlines, Period
+from .records import ProblemRow, ReturnRow, SubmissionRow
 
 STATES = ("on_time", "late", "missing", "rejected", "not_due")
 STATE_LABELS = {"on_time": "按时报送", "late": "迟报", "missing": "漏报", "rejected": "退回", "not_due": "未到截止"}
@@ -151,62 +151,12 @@ def county_status(
     )
 
 
-def reporting_status(
-    conn: sqlite3.Connection, registry: Registry, period: Period | str, deadlines: Deadlines
-) -> list[CountyStatus]:
-    """The state of every assessed county for a period, in registry order."""
-    p = as_period(period)
-    key = str(p)
-    out = []
-    from .store.submissions import returns_of
-
-    for county in registry.assessed_counties():
-        rows = submissions_for(conn, key, county.code)
-        current = next((r for r in rows if r.state == "current"), None)
-        warnings = [w for w in problems_of(conn, current.id) if w.severity == "warning"] if current else []
-        returns = returns_of(conn, county.code, key)      # one read of the 退回s, for all three uses
-        last = returns[-1] if returns else None
-        status = county_status(
-            rows, county.code, county.name, p, deadlines,
-            returned_at=last.at if last else None, warnings=warnings,
-            last_returned=last if current is None else None,
-        )
-        errors = {r.id: problems_of(conn, r.id) for r in rows if r.verdict == "rejected"}
-        status.rejections = rejections(rows, returns, errors)
-        out.append(status)
-    return out
-
-
 def rates(statuses: list[CountyStatus]) -> dict[str, float]:
     """Completeness (reported and accepted) and timeliness (on time) as percentages."""
     n = len(statuses) or 1
     reported = sum(1 for s in statuses if s.state in ("on_time", "late"))
     on_time = sum(1 for s in statuses if s.state == "on_time")
     return {"completeness": round(100 * reported / n, 1), "timeliness": round(100 * on_time / n, 1)}
-
-
-def status_report(
-    conn: sqlite3.Connection, registry: Registry, period: Period | str, deadlines: Deadlines,
-    now: datetime | None = None,
-) -> dict[str, object]:
-    """The `supervise status --json` document (SPEC §10): every county, completeness, timeliness.
-
-    With `now`, a period whose deadline is still ahead shows 未到截止 instead of 漏报 (`as_of`)."""
-    p = as_period(period)
-    statuses = reporting_status(conn, registry, p, deadlines)
-    if now is not None:
-        statuses = as_of(statuses, p, deadlines, now)
-    doc: dict[str, object] = {
-        "period": str(p),
-        "due": deadlines.due_day(p).isoformat(),
-        "deadline": deadlines.deadline(p).isoformat(),
-        "counties": [s.to_json() | {"state_label": s.label} for s in statuses],
-    }
-    doc.update(rates(statuses))
-    doc["counts"] = {state: sum(1 for s in statuses if s.state == state) for state in STATES}
-    if now is not None:
-        doc.update(deadline_note(p, deadlines, now))
-    return doc
 
 
 # ------------------------------------------------------------------ before the deadline

@@ -90,7 +90,7 @@ def _render_bulletins(
 def _reporting_status(
     conn: sqlite3.Connection, registry: Registry, period: Period, deadlines: Deadlines, /
 ) -> list[CountyStatus]:
-    from ..status import reporting_status
+    from .reporting import reporting_status
 
     return reporting_status(conn, registry, period, deadlines)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+from ..records import ProblemRow, ReturnRow, SubmissionRow, Value
 
 SCHEMA = """
 CREATE TABLE files (
@@ -86,46 +87,6 @@ CREATE INDEX submissions_origin ON submissions (origin) WHERE origin IS NOT NULL
 # The functions below are the contract other areas (assess, bulletin, jobs) read through.
 
 
-Value = float | str | None
-
-
-@dataclass(frozen=True)
-class SubmissionRow:
-    id: int
-    county_code: str | None
-    sender_code: str | None
-    period: str | None
-    dataset: str | None
-    file_sha256: str
-    file_name: str
-    format: str | None
-    template_version: int | None
-    received_at: str
-    ingested_at: str
-    verdict: str
-    state: str
-    supersedes: int | None
-    n_values: int
-    source: str
-    origin: str | None = None
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> SubmissionRow:
-        return cls(**{k: row[k] for k in row.keys()})
-
-
-@dataclass(frozen=True)
-class ProblemRow:
-    submission_id: int
-    severity: str
-    code: str
-    sheet: str | None
-    cell: str | None
-    cluster_code: str | None
-    indicator: str | None
-    message: str
-
-
 def submissions_for(conn: sqlite3.Connection, period: str, county_code: str | None = None) -> list[SubmissionRow]:
     """Every submission on record for a period (optionally one county), oldest first."""
     sql = "SELECT * FROM submissions WHERE period = ?"
@@ -192,18 +153,6 @@ def problems_of(conn: sqlite3.Connection, submission_id: int) -> list[ProblemRow
         ProblemRow(**{k: r[k] for k in ProblemRow.__dataclass_fields__})
         for r in conn.execute("SELECT * FROM problems WHERE submission_id = ? ORDER BY id", (submission_id,))
     ]
-
-
-@dataclass(frozen=True)
-class ReturnRow:
-    """One 退回: which version staff sent back, when, who, and the reason the county is told."""
-
-    submission_id: int
-    at: str                   # when it was sent back (ISO time)
-    actor: str
-    reason: str
-    file_name: str            # the version sent back, as the county named it
-    received_at: str          # when that version was received
 
 
 def returns_of(conn: sqlite3.Connection, county_code: str, period: str) -> list[ReturnRow]:
