@@ -19,7 +19,8 @@ from supervise.assess.model import (
     Transfer,
     UnitResult,
 )
-from supervise.bulletin import build_bulletin, render_bulletins
+from supervise.bulletin import build_bulletin
+from supervise.jobs.render import render_bulletins
 from supervise.periods import TZ, parse_period
 from supervise.registry import Registry, load_registry
 from supervise.status import CountyStatus

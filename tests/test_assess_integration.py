@@ -10,9 +10,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from supervise.assess import explain, run_assessments
 from supervise.cli import cli
-from supervise.store.results import load_result, previous_result
+from supervise.jobs.assessment import explain, run_assessments
+from supervise.jobs.results import load_result, previous_result
+from supervise.periods import Year
 from supervise.workspace import Workspace
 
 from .conftest import at, store_submission
@@ -184,13 +185,13 @@ def test_same_inputs_reuse_the_stored_result(year_ws: Workspace) -> None:
     assert third.unit("130924").reporting_state == "late"
     conn = year_ws.connect()
     try:
-        latest = load_result(conn, "t-year", "2025")
+        latest = load_result(conn, "t-year", Year(2025))
         assert latest is not None and latest.assessment_id == third.assessment_id
         assert latest.issued_at == "2026-01-22T10:00:00+08:00"
         assert latest.unit("130983").scores["park_rate"].reference["place"] == 2  # 海兴 95 % is first now
-        previous = previous_result(conn, "t-year", "2026")
+        previous = previous_result(conn, "t-year", Year(2026))
         assert previous is not None and previous.assessment_id == third.assessment_id
-        assert previous_result(conn, "t-year", "2025") is None
+        assert previous_result(conn, "t-year", Year(2025)) is None
     finally:
         conn.close()
 
@@ -198,8 +199,8 @@ def test_same_inputs_reuse_the_stored_result(year_ws: Workspace) -> None:
 def test_a_run_reads_each_period_once(year_ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two rulebooks read December; the bulletin reads it again, and Q4 for its goals: each of
     those reads (reporting status, values in force) happens once in the run."""
-    from supervise.assess import reads
-    from supervise.bulletin import render_bulletins
+    from supervise.jobs import reads
+    from supervise.jobs.render import render_bulletins
 
     statuses: list[str] = []
     values: list[str] = []

@@ -10,7 +10,7 @@ import openpyxl
 import pytest
 
 from supervise.assess.model import RewardTally, Settlement
-from supervise.bulletin import render as render_mod
+from supervise.jobs import render as render_mod
 from supervise.workspace import Workspace
 
 from .bulletin_support import ATTACKS, Dom, annual_settlement, cells, make_result, render

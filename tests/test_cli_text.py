@@ -101,7 +101,7 @@ def test_error_lines_and_explain_are_escaped(filled: Workspace) -> None:
     counties = filled.reference_dir / "counties.csv"
     counties.write_text(counties.read_text(encoding="utf-8").replace("黄骅市", "黄骅市\x1b]8;;http://x\x07"),
                         encoding="utf-8")
-    from supervise.assess import run_assessments
+    from supervise.jobs.assessment import run_assessments
 
     run_assessments(filled, Quarter(2025, 1), now=at("2025-04-20 09:00"))
     r = run(filled, "explain", "--county", HUANGHUA, "--quarter", "2025Q1")

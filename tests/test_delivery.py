@@ -208,12 +208,12 @@ def test_queueing_a_resend_supersedes_every_unsent_copy_through_the_store(ws: Wo
 
 
 def test_one_atomic_write_and_mail_under_mail_dir(ws: Workspace, smtp: SmtpServer) -> None:
-    import supervise.bulletin.render
     import supervise.export
+    import supervise.jobs.render
     from supervise.delivery import mail_dir
     from supervise.workspace import atomic_write
 
-    assert supervise.bulletin.render.atomic_write is atomic_write is supervise.export.atomic_write
+    assert supervise.jobs.render.atomic_write is atomic_write is supervise.export.atomic_write
     target = ws.home / "x" / "y.bin"
     atomic_write(target, b"one")
     atomic_write(target, b"two")

@@ -75,13 +75,12 @@ def test_a_percentage_stored_as_a_fraction_is_flagged(ws: Workspace, tmp_path: P
 
 
 def test_an_unexpected_failure_is_one_line_not_a_traceback(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
-    import supervise.assess.runner as runner
+    import supervise.jobs.assessment as runner
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise ZeroDivisionError("float division by zero")
 
     monkeypatch.setattr(runner, "explain", broken, raising=False)
-    monkeypatch.setattr("supervise.assess.explain", broken, raising=False)
     result = CliRunner().invoke(cli, ["--home", str(ws.home), "explain", "--county", HUANGHUA, "--month", "2025-03"])
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()

@@ -19,8 +19,8 @@ import pytest
 from click.testing import CliRunner
 from openpyxl import load_workbook
 
-from supervise.bulletin.render import content_hash
 from supervise.cli import cli
+from supervise.jobs.render import content_hash
 from supervise.periods import Month
 from supervise.store import runs
 from supervise.workspace import Workspace, init_workspace

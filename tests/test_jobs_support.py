@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from supervise.bulletin.build import bulletin_subject
-from supervise.bulletin.render import BulletinOutputs, EditionOf, content_hash
 from supervise.intake.ingest import FileResult, IngestReport
 from supervise.jobs import Steps
+from supervise.jobs.render import BulletinOutputs, EditionOf, content_hash
 from supervise.periods import TZ, Period, parse_period
 from supervise.status import CountyStatus
 from supervise.workspace import Workspace

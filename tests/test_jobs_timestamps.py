@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from supervise.assess.model import AssessmentResult
-from supervise.periods import TZ, stamp
+from supervise.jobs.results import load_result, save_result
+from supervise.periods import TZ, Month, stamp
 from supervise.store import runs
-from supervise.store.results import load_result, save_result
 from supervise.workspace import Workspace
 
 
@@ -32,7 +32,7 @@ def test_the_latest_result_is_the_latest_instant_whatever_zone_now_was_given_in(
         # 01:00 UTC is 09:00 in Shanghai: later, though its text sorts first unconverted.
         later = save_result(conn, _result("b" * 64), now=datetime(2025, 4, 6, 1, 0, tzinfo=UTC))
         assert later.issued_at == "2025-04-06T09:00:00+08:00"
-        latest = load_result(conn, "cz-monthly", "2025-03")
+        latest = load_result(conn, "cz-monthly", Month(2025, 3))
         assert latest is not None and latest.inputs_hash == "b" * 64
     finally:
         conn.close()

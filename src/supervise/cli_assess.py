@@ -92,7 +92,7 @@ def explain_command(ws: Workspace, county_code: str, rulebook_id: str | None, pr
     未到报送截止的报告期拒绝解释，除非加 --provisional（预览，标注“预览”）；
     数据或目标不足、不能排名的考核规则说明原因。
     """
-    from .assess import explain
+    from .jobs.assessment import explain
     from .jobs.due import preview_mark, require_due
 
     at = now()
@@ -211,7 +211,7 @@ def rules_command(ws: Workspace, files: tuple[Path, ...], period: Period | None,
     现在会读取的数据、目标和指标，有规则不能排名则失败（退出状态 1）。
     """
     from .assess.rulebook import load_rulebook
-    from .assess.runner import rulebook_checks, workspace_rulebooks
+    from .jobs.assessment import rulebook_checks, workspace_rulebooks
 
     if files:
         books = [load_rulebook(f, ws.registry.indicators) for f in files]

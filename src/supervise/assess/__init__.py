@@ -1,11 +1,15 @@
 """The assessment engine: rulebooks (TOML) → scores, ranks, deductions and the settlement ledger.
 
-The pure core (expr, scoring, ranking, settlement, coverage, engine) takes plain data; runner.py reads the
-workspace and stores results. `run_assessments` is the entry point for `supervise run`.
+The pure core: rulebook, expr, aggregate, scoring, ranking, settlement, coverage, engine and
+explain take plain data and return plain data. Reading the store and saving results is
+`jobs.assessment` (`run_assessments`, `explain`), the entry points of `supervise run` and
+`supervise explain`.
 """
 
 from __future__ import annotations
 
+from ..errors import SuperviseError
+from .explain import explain_unit
 from .model import (
     AssessmentResult,
     Deduction,
@@ -16,18 +20,14 @@ from .model import (
     UnitResult,
 )
 from .rulebook import Rulebook, RulebookError, load_rulebook, load_rulebooks, parse_rulebook
-from .runner import (
-    AssessError,
-    explain,
-    explain_unit,
-    prepare,
-    run_assessments,
-    workspace_rulebooks,
-)
+
+
+class AssessError(SuperviseError, ValueError):
+    """An assessment that cannot be run as asked."""
+
 
 __all__ = [
     "AssessError", "AssessmentResult", "Deduction", "IndicatorScore", "RewardTally", "Rulebook",
-    "RulebookError", "Settlement", "Transfer", "UnitResult", "explain", "explain_unit",
-    "load_rulebook", "load_rulebooks", "parse_rulebook", "prepare", "run_assessments",
-    "workspace_rulebooks",
+    "RulebookError", "Settlement", "Transfer", "UnitResult", "explain_unit",
+    "load_rulebook", "load_rulebooks", "parse_rulebook",
 ]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..periods import dataset_title, parse_period
 from .coverage import Verdict, check, env_of
@@ -208,3 +211,28 @@ def _header(
         reward_new=rates[0], reward_upgraded=rates[1],
         assessable=found.assessable, reasons=list(found.reasons), coverage=dict(found.detail),
     )
+
+
+# Part of every inputs hash: a change to how the engine computes invalidates stored results.
+ENGINE_VERSION = "2"   # 2: rejected counts every rejection for the period, invalid and 退回 alike
+
+
+def inputs_hash(book: Rulebook, period: str, units: list[UnitInput], raw: dict[str, Any]) -> str:
+    """SHA-256 over the rulebook text, every value read, targets and reporting states."""
+    doc = {
+        "engine": ENGINE_VERSION,
+        "rulebook": book.text,
+        "period": period,
+        "units": [
+            {
+                "county_code": u.county_code, "county_name": u.county_name, "targets": u.targets,
+                "state": u.state, "days_late": u.days_late, "warnings": u.warnings,
+                "rejections": u.rejections,
+                "has_values": u.values is not None,
+                "raw": raw.get(u.county_code, {}),
+            }
+            for u in units
+        ],
+    }
+    text = json.dumps(doc, ensure_ascii=False, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

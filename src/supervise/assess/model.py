@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .reads import PeriodReads
+from typing import Any
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
 
@@ -141,13 +138,10 @@ class AssessmentResult:
     assessable: bool = True
     reasons: list[str] = field(default_factory=list)
     coverage: dict[str, Any] = field(default_factory=dict)   # counts: units, with_data, computable...
-    # Not part of the result: the store reads of the run that produced it, which the bulletin
-    # of the same run reuses (assess.reads). Never stored, compared or printed.
-    reads: PeriodReads | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, as plain JSON-ready data (stored with the result; see from_dict)."""
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "reads"}
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AssessmentResult:

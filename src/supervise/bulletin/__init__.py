@@ -4,7 +4,9 @@
     write_workbook(bulletin)       -> bytes           .xlsx (excel.py)
     render_page(bulletin)          -> str             standalone page (html.py)
     render_email(bulletin)         -> str             mail body (html.py)
-    render_bulletins(ws, period, results, *, now) -> BulletinOutputs   writes reports/<period>/
+
+Pure: plain data in, plain data out. Reading the store and writing reports/<period>/ is
+`jobs.render.render_bulletins`.
 """
 
 from __future__ import annotations
@@ -13,15 +15,11 @@ from .build import build_bulletin, bulletin_title
 from .excel import write_workbook
 from .html import render_email, render_page
 from .model import Bulletin
-from .render import BulletinOutputs, atomic_write, render_bulletins
 
 __all__ = [
     "Bulletin",
-    "BulletinOutputs",
-    "atomic_write",
     "build_bulletin",
     "bulletin_title",
-    "render_bulletins",
     "render_email",
     "render_page",
     "write_workbook",

@@ -28,9 +28,9 @@ from .runner import JobContext, PartialFailure, run_job
 if TYPE_CHECKING:  # the steps' modules are imported when a job runs, not with this one
     from ..assess.model import AssessmentResult
     from ..bulletin.model import Edition
-    from ..bulletin.render import BulletinOutputs, EditionOf
     from ..intake.ingest import IngestReport
     from ..status import CountyStatus
+    from .render import BulletinOutputs, EditionOf
 
 log = logging.getLogger("supervise.jobs")
 
@@ -73,7 +73,7 @@ def _collect_inbox(ws: Workspace, *, now: datetime) -> IngestReport:
 def _run_assessments(
     ws: Workspace, period: Period, *, now: datetime, provisional: bool = False
 ) -> list[AssessmentResult]:
-    from ..assess import run_assessments
+    from .assessment import run_assessments
 
     return run_assessments(ws, period, now=now, provisional=provisional)
 
@@ -82,7 +82,7 @@ def _render_bulletins(
     ws: Workspace, period: Period, results: list[AssessmentResult], *, now: datetime, preview: str = "",
     edition_of: EditionOf | None = None,
 ) -> BulletinOutputs:
-    from ..bulletin import render_bulletins
+    from .render import render_bulletins
 
     return render_bulletins(ws, period, results, now=now, preview=preview, edition_of=edition_of)
 

@@ -3,19 +3,20 @@
 The same inputs (rulebook text, every value read, the reporting states) give the same
 `inputs_hash`, so re-running a period reuses the stored row: `issued_at` stays the time these
 inputs were first assessed, while `assessed_at` records the latest run that produced them.
+
+The store saves and loads plain rows: the result as a JSON document, one row per unit and per
+point. Turning them into `assess.model.AssessmentResult` is `jobs.results`.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Any
 
-from ..periods import parse_period, stamp
-
-if TYPE_CHECKING:
-    from ..assess.model import AssessmentResult
+from ..periods import stamp
 
 SCHEMA = """
 CREATE TABLE assessments (
@@ -64,11 +65,27 @@ def _dumps(obj: object) -> str:
     return json.dumps(obj, ensure_ascii=False, allow_nan=False)
 
 
-def save_result(conn: sqlite3.Connection, result: AssessmentResult, *, now: datetime) -> AssessmentResult:
-    """Store a result unless the same inputs were already assessed; return the stored result.
+@dataclass(frozen=True)
+class StoredResult:
+    """One stored assessment: its id, when its inputs were first assessed, and the document."""
 
-    Idempotent: for an inputs_hash already on record the stored row is returned (with its first
-    `issued_at`) and only its `assessed_at` moves to `now`.
+    id: int
+    created_at: str
+    doc: dict[str, Any]
+
+
+def save_result(
+    conn: sqlite3.Connection, doc: dict[str, Any], units: list[tuple[Any, ...]], points: list[tuple[Any, ...]],
+    *, now: datetime,
+) -> StoredResult:
+    """Store a result document unless the same inputs were already assessed; return the stored one.
+
+    `doc` carries rulebook, version, title, period, data_period and inputs_hash; `units` are
+    (county_code, county_name, reporting_state, inputs, total, score, rank, deductions, net) and
+    `points` (county_code, indicator, value, points, method, detail), with inputs and detail as
+    plain data (stored as JSON). Idempotent: for an inputs_hash already on record the stored row
+    is returned (with its first `created_at`) and only its `assessed_at` moves to `now`. A new
+    document is stored with its `issued_at` and `assessment_id`.
     """
     from . import transaction  # not at the top: the package imports this module (schema)
 
@@ -76,76 +93,58 @@ def save_result(conn: sqlite3.Connection, result: AssessmentResult, *, now: date
     with transaction(conn):
         row = conn.execute(
             "SELECT id FROM assessments WHERE rulebook = ? AND period = ? AND inputs_hash = ?",
-            (result.rulebook, result.period, result.inputs_hash),
+            (doc["rulebook"], doc["period"], doc["inputs_hash"]),
         ).fetchone()
         if row is not None:
             conn.execute("UPDATE assessments SET assessed_at = ? WHERE id = ?", (at, row["id"]))
             assessment_id = int(row["id"])
         else:
-            result.issued_at = at
-            result.assessment_id = None
             cur = conn.execute(
                 """INSERT INTO assessments
                    (rulebook, version, title, period, data_period, inputs_hash, created_at, assessed_at, result)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}')""",
-                (result.rulebook, result.version, result.title, result.period, result.data_period,
-                 result.inputs_hash, at, at),
+                (doc["rulebook"], doc["version"], doc["title"], doc["period"], doc["data_period"],
+                 doc["inputs_hash"], at, at),
             )
             assessment_id = int(cur.lastrowid or 0)
-            result.assessment_id = assessment_id
             conn.execute(
-                "UPDATE assessments SET result = ? WHERE id = ?", (_dumps(result.to_dict()), assessment_id)
+                "UPDATE assessments SET result = ? WHERE id = ?",
+                (_dumps({**doc, "issued_at": at, "assessment_id": assessment_id}), assessment_id),
             )
-            for u in result.units:
+            for u in units:
                 conn.execute(
                     """INSERT INTO assessment_units
                        (assessment_id, county_code, county_name, reporting_state, inputs, total, score,
                         rank, deductions, net) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    (assessment_id, u.county_code, u.county_name, u.reporting_state, _dumps(u.values),
-                     u.total, u.score, u.rank, u.deduction_points, u.net),
+                    (assessment_id, u[0], u[1], u[2], _dumps(u[3]), *u[4:]),
                 )
-                for s in u.scores.values():
-                    conn.execute(
-                        """INSERT INTO assessment_points
-                           (assessment_id, county_code, indicator, value, points, method, detail)
-                           VALUES (?, ?, ?, ?, ?, ?, ?)""",
-                        (assessment_id, u.county_code, s.code, s.value, s.points, s.method,
-                         _dumps({"inputs": s.inputs, "reference": s.reference, "note": s.note})),
-                    )
+            for q in points:
+                conn.execute(
+                    """INSERT INTO assessment_points
+                       (assessment_id, county_code, indicator, value, points, method, detail)
+                       VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                    (assessment_id, *q[:5], _dumps(q[5])),
+                )
     stored = _load(conn, "WHERE id = ?", (assessment_id,))
     assert stored is not None
     return stored
 
 
-def _load(conn: sqlite3.Connection, where: str, args: tuple[object, ...]) -> AssessmentResult | None:
-    from ..assess.model import AssessmentResult  # not at the top: assess imports this module
-
+def _load(conn: sqlite3.Connection, where: str, args: tuple[object, ...]) -> StoredResult | None:
     row = conn.execute(
         f"SELECT id, created_at, result FROM assessments {where} ORDER BY assessed_at DESC, id DESC LIMIT 1",
         args,
     ).fetchone()
     if row is None:
         return None
-    result = AssessmentResult.from_dict(json.loads(row["result"]))
-    result.assessment_id = int(row["id"])
-    result.issued_at = row["created_at"]
-    return result
+    return StoredResult(int(row["id"]), row["created_at"], json.loads(row["result"]))
 
 
-def find_result(
-    conn: sqlite3.Connection, rulebook_id: str, period: str, inputs_hash: str
-) -> AssessmentResult | None:
+def find_result(conn: sqlite3.Connection, rulebook_id: str, period: str, inputs_hash: str) -> StoredResult | None:
     """The stored result for exactly these inputs, if they were assessed before."""
-    return _load(
-        conn, "WHERE rulebook = ? AND period = ? AND inputs_hash = ?", (rulebook_id, str(period), inputs_hash)
-    )
+    return _load(conn, "WHERE rulebook = ? AND period = ? AND inputs_hash = ?", (rulebook_id, period, inputs_hash))
 
 
-def load_result(conn: sqlite3.Connection, rulebook_id: str, period: str) -> AssessmentResult | None:
+def load_result(conn: sqlite3.Connection, rulebook_id: str, period: str) -> StoredResult | None:
     """The latest result of a rulebook for a period (the one the last run produced)."""
-    return _load(conn, "WHERE rulebook = ? AND period = ?", (rulebook_id, str(period)))
-
-
-def previous_result(conn: sqlite3.Connection, rulebook_id: str, period: str) -> AssessmentResult | None:
-    """The latest result for the period before `period` (for 进位/退位 in bulletins)."""
-    return load_result(conn, rulebook_id, str(parse_period(str(period)).previous()))
+    return _load(conn, "WHERE rulebook = ? AND period = ?", (rulebook_id, period))

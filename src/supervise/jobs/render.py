@@ -19,15 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from ..assess.model import AssessmentResult
-from ..assess.reads import PeriodReads
+from ..bulletin.build import Values, build_bulletin, with_edition
+from ..bulletin.edition import draft_hash
+from ..bulletin.excel import write_workbook
+from ..bulletin.html import render_email, render_page
+from ..bulletin.model import Edition
 from ..periods import TZ, Month, Period, Quarter, as_period, data_period, parse_period
-from ..store.results import previous_result
-from ..workspace import atomic_write  # its old home was here: still importable from here
-from .build import Values, build_bulletin, with_edition
-from .edition import draft_hash
-from .excel import write_workbook
-from .html import render_email, render_page
-from .model import Edition
+from ..workspace import Workspace, atomic_write
+from .reads import PeriodReads
+from .results import previous_result
 
 __all__ = ["BulletinOutputs", "EditionOf", "atomic_write", "content_hash", "render_bulletins"]
 
@@ -136,8 +136,8 @@ def issued_date(results: list[AssessmentResult], now: datetime) -> date:
 
 
 def render_bulletins(
-    ws: Any,
-    period: Period | str,
+    ws: Workspace,
+    period: Period,
     results: list[AssessmentResult],
     *,
     now: datetime,
@@ -146,21 +146,20 @@ def render_bulletins(
 ) -> BulletinOutputs:
     """Build the period's bulletin from the workspace and write its four files atomically.
 
-    Submissions that the assessment of these results already read (`AssessmentResult.reads`)
+    Submissions that the assessment of these results already read (`jobs.assessment.Assessed`)
     are not read again. A `preview` (its mark, e.g. 预览（未到报送截止时间）) is printed on every
     page and written beside the bulletin as `bulletin-<period>-provisional.*`, never over it.
     `edition_of` numbers a bulletin for delivery: given what it says (the draft hash), it
     answers which version this is and what it corrects, printed on every file; without it (a
     preview) no version is printed. Files are written with `[reports] file_mode`."""
     p = as_period(period)
-    reads = next((r.reads for r in results if r.reads is not None), None)
-    reads = reads or PeriodReads(ws.registry, ws.settings.deadlines)
+    reads = getattr(results, "reads", None) or PeriodReads(ws.registry, ws.settings.deadlines)
     conn = ws.connect()
     try:
         statuses = reads.statuses(conn, judged_period(p, results))
         values = _merge(*(reads.values(conn, d) for d in data_periods(p)))
         goal_period, goal_values = latest_quarterly(conn, p, reads)
-        previous = {r.rulebook: previous_result(conn, r.rulebook, str(p)) for r in results}
+        previous = {r.rulebook: previous_result(conn, r.rulebook, p) for r in results}
     finally:
         conn.close()
 

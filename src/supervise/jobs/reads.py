@@ -15,11 +15,11 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..jobs.reporting import reporting_status
 from ..periods import Deadlines, Period
 from ..registry import Registry
 from ..status import CountyStatus, as_of
 from ..store.submissions import Value, current_values
+from .reporting import reporting_status
 
 Rows = dict[str, dict[str, dict[str, Value]]]
 

@@ -1,34 +1,35 @@
 """The assessment at the edge: read the workspace (rulebooks, submissions, statuses), run the pure
-engine, store the result. `run_assessments` is what `supervise run` calls; `explain` feeds
+engine (`assess`), store the result. `run_assessments` is what `supervise run` calls; `explain` feeds
 `supervise explain`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sqlite3
 from datetime import datetime
 from typing import Any
 
-from ..errors import SuperviseError
+from ..assess import AssessError
+from ..assess.aggregate import county_values, year_elapsed
+from ..assess.coverage import check_targets, target_names
+from ..assess.engine import UnitInput, assess, inputs_hash
+from ..assess.explain import explain_not_assessable, explain_unit
+from ..assess.model import AssessmentResult
+from ..assess.rulebook import Rulebook, load_rulebooks
 from ..periods import Period, as_period, data_period
 from ..registry import unknown_county_message
-from ..store.results import find_result, save_result
 from ..workspace import Workspace
-from .aggregate import county_values, year_elapsed
-from .coverage import check_targets, target_names
-from .engine import UnitInput, assess
-from .model import AssessmentResult
 from .reads import PeriodReads
-from .rulebook import Rulebook, load_rulebooks
-
-# Part of every inputs hash: a change to how the engine computes invalidates stored results.
-ENGINE_VERSION = "2"   # 2: rejected counts every rejection for the period (SPEC §7)
+from .results import find_result, save_result
 
 
-class AssessError(SuperviseError, ValueError):
-    """An assessment that cannot be run as asked."""
+class Assessed(list[AssessmentResult]):
+    """The results of one run, with the store reads they were made from: the bulletin of the
+    same run (`jobs.render`) reuses them instead of reading the same submissions again."""
+
+    def __init__(self, results: list[AssessmentResult], reads: PeriodReads) -> None:
+        super().__init__(results)
+        self.reads = reads
 
 
 def workspace_rulebooks(ws: Workspace) -> list[Rulebook]:
@@ -37,7 +38,7 @@ def workspace_rulebooks(ws: Workspace) -> list[Rulebook]:
 
 
 def run_reads(ws: Workspace, as_of: datetime | None = None) -> PeriodReads:
-    """A fresh cache for one run's reads of the store (see assess.reads), states as of `as_of`."""
+    """A fresh cache for one run's reads of the store (see jobs.reads), states as of `as_of`."""
     return PeriodReads(ws.registry, ws.settings.deadlines, as_of=as_of)
 
 
@@ -73,30 +74,9 @@ def prepare(
     return result
 
 
-def inputs_hash(book: Rulebook, period: str, units: list[UnitInput], raw: dict[str, Any]) -> str:
-    """SHA-256 over the rulebook text, every value read, targets and reporting states."""
-    doc = {
-        "engine": ENGINE_VERSION,
-        "rulebook": book.text,
-        "period": period,
-        "units": [
-            {
-                "county_code": u.county_code, "county_name": u.county_name, "targets": u.targets,
-                "state": u.state, "days_late": u.days_late, "warnings": u.warnings,
-                "rejections": u.rejections,
-                "has_values": u.values is not None,
-                "raw": raw.get(u.county_code, {}),
-            }
-            for u in units
-        ],
-    }
-    text = json.dumps(doc, ensure_ascii=False, sort_keys=True, default=repr)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def run_assessments(
     ws: Workspace, period: Period | str, *, now: datetime, provisional: bool = False
-) -> list[AssessmentResult]:
+) -> Assessed:
     """Assess every rulebook whose `period` is this period's kind, store and return the results
     (sorted by rulebook id). Same inputs → the same stored result, issued when first assessed.
 
@@ -105,8 +85,8 @@ def run_assessments(
     to publish or to compare the next period with. Nor is anything of a `provisional` preview:
     a stored result would lend its date to the real bulletin.
 
-    Each result carries the run's reads (`AssessmentResult.reads`): the bulletin rendered from
-    these results reuses them instead of reading the same submissions again."""
+    The results come with the run's reads (`Assessed`): the bulletin rendered from these
+    results reuses them instead of reading the same submissions again."""
     p = as_period(period)
     books = [b for b in workspace_rulebooks(ws) if b.period == p.kind]
     reads = run_reads(ws, as_of=now)
@@ -117,11 +97,10 @@ def run_assessments(
             result = prepare(ws, conn, book, p, reads)
             if result.assessable and not provisional:
                 result = save_result(conn, result, now=now)
-            result.reads = reads
             out.append(result)
     finally:
         conn.close()
-    return out
+    return Assessed(out, reads)
 
 
 def rulebook_checks(
@@ -209,7 +188,7 @@ def explain(
                 states = {x.county_code: x for x in reads.statuses(conn, data_period(p, book.data))}
                 docs.append(explain_not_assessable(result, county.code, county.name, states[county.code].state))
                 continue
-            stored = None if provisional else find_result(conn, book.id, str(p), result.inputs_hash)
+            stored = None if provisional else find_result(conn, book.id, p, result.inputs_hash)
             if stored is not None:
                 result = stored
             docs.append(explain_unit(result, county_code))
@@ -218,66 +197,4 @@ def explain(
     return {
         "county_code": county.code, "county_name": county.name, "period": str(p), "provisional": provisional,
         "assessments": docs,
-    }
-
-
-def explain_not_assessable(
-    result: AssessmentResult, county_code: str, county_name: str, reporting_state: str
-) -> dict[str, Any]:
-    """A rulebook that ranked nobody, for `supervise explain` (pure): why, and no score or rank."""
-    return {
-        "rulebook": result.rulebook, "title": result.title, "version": result.version,
-        "period": result.period, "data_period": result.data_period, "issued_at": None,
-        "inputs_hash": result.inputs_hash, "county_code": county_code, "county_name": county_name,
-        "reporting_state": reporting_state, "assessable": False, "reasons": list(result.reasons),
-        "indicators": [], "deductions": [], "score": None, "rank": None, "n": 0,
-        "settlement": None, "reward_tally": None,
-    }
-
-
-def explain_unit(result: AssessmentResult, county_code: str) -> dict[str, Any]:
-    """One unit of one result, laid out for `supervise explain` (pure)."""
-    u = result.unit(county_code)
-    indicators = []
-    for ind in result.indicators:
-        s = u.scores[ind["code"]]
-        indicators.append({
-            "code": s.code, "label": s.label, "unit": ind.get("unit", ""), "method": s.method,
-            "weight": s.weight, "expr": ind.get("expr"), "target": ind.get("target"),
-            "higher_is_better": ind.get("higher_is_better", True), "missing": ind.get("missing"),
-            "inputs": s.inputs, "value": s.value, "reference": s.reference, "points": s.points,
-            "note": s.note,
-        })
-    settlement = None
-    sm = result.settlement
-    if sm is not None:
-        settlement = {
-            "applies": sm.applies, "reason": sm.reason, "rewards": sm.rewards,
-            "net": sm.net.get(county_code, 0.0) if sm.applies else None,
-            "lines": [
-                {"payer": t.payer, "payee": t.payee, "amount": t.amount}
-                for t in sm.ledger if county_code in (t.payer, t.payee)
-            ],
-        }
-    tally = next((t for t in result.rewards_tally if t.county_code == county_code), None)
-    return {
-        "rulebook": result.rulebook, "title": result.title, "version": result.version,
-        "period": result.period, "data_period": result.data_period, "issued_at": result.issued_at or None,
-        "inputs_hash": result.inputs_hash,
-        "county_code": u.county_code, "county_name": u.county_name, "assessable": True, "reasons": [],
-        "reporting_state": u.reporting_state, "days_late": u.days_late, "warnings": u.warnings,
-        "indicators": indicators,
-        "points_total": sum(x["points"] for x in indicators),
-        "deductions": [
-            {"on": d.on, "count": d.count, "points": d.points, "note": d.note, "occurrences": d.occurrences}
-            for d in u.deductions
-        ],
-        "deduction_total": u.deduction_points,
-        "total": u.total, "score": u.score, "rank": u.rank, "n": len(result.units),
-        "precision": result.ranking.get("precision"), "tie_break": result.ranking.get("tie_break", []),
-        "settlement": settlement,
-        "reward_tally": None if tally is None else {
-            "new_entered": tally.new_entered, "upgraded": tally.upgraded, "amount": tally.amount,
-            "note": tally.note,
-        },
     }
