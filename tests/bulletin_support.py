@@ -152,8 +152,9 @@ def make_bulletin(period: str = "2025-03", **kw: Any):  # type: ignore[no-untype
     results = kw.pop("results", None) or [make_result(reg, period=period)]
     args: dict[str, Any] = dict(
         registry=reg,
-        settings=settings(),
-        period=period,
+        issuer=settings().bureau.issuer,
+        city=settings().bureau.city,
+        period=parse_period(period) if isinstance(period, str) else period,
         results=results,
         previous={},
         statuses=make_statuses(reg),

@@ -3,6 +3,8 @@ the assessment engine."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from supervise.assess.model import (
@@ -177,3 +179,33 @@ def test_a_rejected_countys_clusters_read_returned_not_unreported(ws: Workspace)
     assert {a for c, a in by_county if c == "130983"} == {"退回"}
     assert {a for c, a in by_county if c == "130982"} == {"未报送"}
     assert sum(1 for r in rows if r.absent == "退回") == 4
+
+
+def test_goals_are_the_bureaus_data(tmp_path: Path) -> None:
+    """goals.csv, not the code, sets the goals: a bureau's own two goals, in its order."""
+    from dataclasses import replace
+
+    from supervise.registry import RegistryError, load_goals
+
+    reg = registry()
+    path = tmp_path / "goals.csv"
+    path.write_text(
+        "label,unit,measure,indicator,tier,target,target_text,basis,year,policy\n"
+        "数字化率提升,%,mean,digital_rate,,80,80%,已报送集群的算术平均,2026,《某某行动计划》\n"
+        "高新技术企业倍增,家,sum,hitech_ent,,1000,,季度更新数合计,2026,《某某行动计划》\n",
+        encoding="utf-8",
+    )
+    mine = replace(reg, goals=load_goals(path, reg.indicators))
+    b = make_bulletin(reg=mine, goal_period="2025年第一季度", results=[make_result(mine)])
+    # digital_rate mean (50 + 70) / 2 = 60 of 80 → 75 %; hitech_ent 300 + 350 = 650 of 1,000 → 65 %.
+    assert [(g.label, g.current, g.goal, g.percent) for g in b.goals] == [
+        ("数字化率提升", 60, 80, 75.0), ("高新技术企业倍增", 650, 1000, 65.0)]
+    assert b.goals[1].goal_text == "1000"
+    assert b.goal_note.startswith("目标值来自《某某行动计划》确定的2026年主要目标；")
+    # No 100亿 tier goal: the overview states the tiers without measuring them against one.
+    assert "超百亿级集群" not in "".join(b.overview)
+
+    path.write_text("label,unit,measure,indicator,tier,target,target_text,basis,year,policy\n"
+                    "某目标,家,count,hitech_ent,,1,,,2026,\n", encoding="utf-8")
+    with pytest.raises(RegistryError, match=r"goals.csv, line 2: measure must be one of tier, sum, mean"):
+        load_goals(path, reg.indicators)

@@ -307,13 +307,10 @@ def test_an_ampersand_in_the_issuer_is_printed_not_read_as_a_code() -> None:
     from io import BytesIO
 
     from supervise.bulletin import write_workbook
-    from supervise.workspace import Settings
 
-    from .bulletin_support import make_bulletin, settings
+    from .bulletin_support import make_bulletin
 
-    data = settings().data
-    custom = Settings({**data, "bureau": {"issuer": "工信局&统计局", "city": "沧州市"}})
-    wb = openpyxl.load_workbook(BytesIO(write_workbook(make_bulletin(settings=custom))))
+    wb = openpyxl.load_workbook(BytesIO(write_workbook(make_bulletin(issuer="工信局&统计局", city="沧州市"))))
     assert wb.worksheets[0].oddFooter.center.text == "工信局&&统计局　2025年3月\n第 &P 页，共 &N 页"
 
 

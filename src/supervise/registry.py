@@ -32,6 +32,32 @@ class RegistryError(SuperviseError, ValueError):
     """A reference file that cannot be used as it is."""
 
 
+GOAL_MEASURES = ("tier", "sum", "mean")
+GOAL_TIERS = ("100+", "500+", "200-500")
+
+
+@dataclass(frozen=True)
+class Goal:
+    """One of the plan's goals (goals.csv), measured in the bulletin's 目标进度 table.
+
+    measure: `tier` counts the clusters whose revenue (indicator) reached `tier` (100+, 500+,
+    200-500 亿元); `sum` / `mean` add up / average the indicator over the clusters that reported it
+    (a monthly indicator from the period's data, a quarterly one from the latest quarterly update).
+    `target` None: a goal stated as a growth rate (`target_text`), shown without a percentage.
+    """
+
+    label: str
+    unit: str
+    measure: str
+    indicator: str
+    tier: str
+    target: float | None
+    target_text: str
+    basis: str
+    year: int
+    policy: str
+
+
 @dataclass(frozen=True)
 class County:
     code: str
@@ -99,6 +125,7 @@ class Registry:
     clusters: dict[str, Cluster]
     indicators: dict[str, Indicator]
     targets: dict[tuple[str, int], Targets] = field(default_factory=dict)
+    goals: tuple[Goal, ...] = ()
 
     def assessed_counties(self) -> list[County]:
         return [c for c in self.counties.values() if c.assessed]
@@ -289,6 +316,43 @@ def load_indicators(path: Path) -> dict[str, Indicator]:
     return out
 
 
+def load_goals(path: Path, indicators: dict[str, Indicator]) -> tuple[Goal, ...]:
+    cols = ["label", "unit", "measure", "indicator", "tier", "target", "target_text", "basis", "year", "policy"]
+    out = []
+    for line, r in _read_csv(path, cols):
+        if not r["label"]:
+            raise RegistryError(f"{path}, line {line}: label is empty")
+        if r["measure"] not in GOAL_MEASURES:
+            raise RegistryError(
+                f"{path}, line {line}: measure must be one of {', '.join(GOAL_MEASURES)}, not {r['measure']!r}"
+            )
+        # An indicator the dictionary does not have (a workspace that dropped it) leaves the goal
+        # without a current value (—); a text indicator cannot be measured at all.
+        ind = indicators.get(r["indicator"])
+        if not re.match(r"^[a-z][a-z0-9_]*$", r["indicator"]) or (ind is not None and not ind.is_number):
+            raise RegistryError(
+                f"{path}, line {line}: indicator {r['indicator']!r} must be the code of a number indicator "
+                "of indicators.csv"
+            )
+        if (r["measure"] == "tier") != (r["tier"] != ""):
+            raise RegistryError(
+                f"{path}, line {line}: tier ({', '.join(GOAL_TIERS)}) is given for measure tier, and only for it"
+            )
+        if r["tier"] and r["tier"] not in GOAL_TIERS:
+            raise RegistryError(f"{path}, line {line}: tier must be one of {', '.join(GOAL_TIERS)}, not {r['tier']!r}")
+        try:
+            year = int(r["year"])
+        except ValueError:
+            raise RegistryError(f"{path}, line {line}: year must be like 2025, not {r['year']!r}") from None
+        target = _num(r["target"], path, line, "target")
+        out.append(Goal(
+            label=r["label"], unit=r["unit"], measure=r["measure"], indicator=r["indicator"], tier=r["tier"],
+            target=target, target_text=r["target_text"] or ("" if target is None else f"{target:g}"),
+            basis=r["basis"], year=year, policy=r["policy"],
+        ))
+    return tuple(out)
+
+
 def load_registry(reference_dir: Path | None = None) -> Registry:
     """Load the registry from a workspace's `reference/` (falling back to the shipped defaults)."""
     default = default_data_dir()
@@ -302,4 +366,5 @@ def load_registry(reference_dir: Path | None = None) -> Registry:
     clusters = load_clusters(pick("clusters.csv"), counties)
     indicators = load_indicators(pick("indicators.csv"))
     targets = load_targets(pick("targets.csv"), counties)
-    return Registry(counties, clusters, indicators, targets)
+    goals = load_goals(pick("goals.csv"), indicators)
+    return Registry(counties, clusters, indicators, targets, goals)

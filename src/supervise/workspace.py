@@ -32,7 +32,7 @@ SETTINGS_FILE = "supervise.toml"
 DB_FILE = "supervise.db"
 FOLDERS = ("reference", "rules", "jobs", "inbox", "archive", "reports", "outbox")
 SCHEDULE_FILE = "schedule.toml"
-REFERENCE_FILES = ("counties.csv", "clusters.csv", "targets.csv", "indicators.csv")
+REFERENCE_FILES = ("counties.csv", "clusters.csv", "targets.csv", "indicators.csv", "goals.csv")
 # A bare address: a dot-atom local part (RFC 5321) @ a domain of letters, digits and hyphens with
 # at least one dot. No display name, no <>, no spaces, no line breaks (they would forge headers).
 ADDRESS = re.compile(

@@ -15,9 +15,8 @@ from ..assess.engine import DEDUCTION_LABELS
 from ..assess.model import AssessmentResult, Deduction, UnitResult
 from ..assess.settlement import REWARD_NEW, REWARD_UPGRADED
 from ..periods import TZ, Month, Period, Quarter, Year, as_period, chinese_date
-from ..registry import Registry
+from ..registry import Goal, Registry
 from ..status import STATE_LABELS, CountyStatus, rates
-from ..workspace import Settings
 from .model import (
     TIER_100,
     TIER_200,
@@ -419,60 +418,54 @@ def _texts(registry: Registry, values: Values) -> list[TextRow]:
     return rows
 
 
-# The plan's 2025 goals (沧政办规〔2022〕13号, 主要目标), in the plan's order; the overview
-# measures the clusters above 100亿 against the first.
-GOALS: tuple[tuple[str, str, str, float | None, str, str], ...] = (
-    # label, unit, source, goal, goal_text, basis
-    ("营业收入超百亿元集群", "个", "tier:100", 25, "25", "按本年累计营业收入已达到的规模计"),
-    ("其中：超500亿元集群", "个", "tier:500", 2, "2", "按本年累计营业收入已达到的规模计"),
-    ("200—500亿元集群", "个", "tier:200", 8, "8", "按本年累计营业收入已达到的规模计"),
-    ("集群企业研发经费投入", "万元", "rd_ytd", None, "年均增长15%以上", "本年累计合计；缺少上年同期数，暂不测算增速"),
-    ("有效发明专利拥有量", "件", "invention_patents", None, "年均增长20%以上", "季度更新数合计；增速待年度比较"),
-    ("省级以上创新平台", "家", "platforms", 150, "150", "季度更新数合计"),
-    ("高新技术企业", "家", "hitech_ent", 1300, "1,300", "季度更新数合计"),
-    ("专精特新中小企业", "家", "srdi_ent", 600, "600", "省级专精特新中小企业数合计（目标含创新型中小企业）"),
-    ("挂牌上市企业", "家", "listed_ent", 45, "45", "季度更新数合计"),
-    ("关键业务环节数字化率", "%", "digital_rate", 60, "60%", "已报送集群的算术平均"),
-    ("参与制修订国家、行业标准", "项", "standards_ytd", 30, "30", "本年累计合计"),
-)
-
-
 def _goals(
     registry: Registry, values: Values, goal_values: Values, goal_period: str, summary: ClusterSummary
 ) -> list[GoalRow]:
+    """Progress against the plan's goals (reference/goals.csv), in the file's order."""
     quarterly = goal_values or values
     tiers = {t.tier: t.count for t in summary.tiers}
     rows = []
-    for label, unit, source, goal, goal_text, basis in GOALS:
+    for g in registry.goals:
         current: float | None
-        if source.startswith("tier:"):
-            current = float({"100": summary.over_100, "500": tiers[TIER_500], "200": tiers[TIER_200]}[source[5:]])
+        basis = g.basis
+        if g.measure == "tier":
+            current = float({"100+": summary.over_100, "500+": tiers[TIER_500], "200-500": tiers[TIER_200]}[g.tier])
             basis = f"{basis}（{summary.months}）"
         else:
-            src = values if source == "rd_ytd" else quarterly
+            ind = registry.indicators.get(g.indicator)
+            monthly = ind is not None and ind.dataset == "monthly"
+            src = values if monthly else quarterly
             nums = [
                 n
                 for c in registry.clusters.values()
-                if (n := number(src.get(c.county_code, {}).get(c.code, {}).get(source))) is not None
+                if (n := number(src.get(c.county_code, {}).get(c.code, {}).get(g.indicator))) is not None
             ]
             if not nums:
                 current = None
-            elif source == "digital_rate":
+            elif g.measure == "mean":
                 current = sum(nums) / len(nums)
             else:
                 current = sum(nums)
-            if source != "rd_ytd" and goal_period:
+            if not monthly and goal_period:
                 basis = f"{basis}（{goal_period}）"
-        percent = current / goal * 100 if current is not None and goal else None
-        rows.append(GoalRow(label, unit, current, goal, goal_text, percent, basis))
+        percent = current / g.target * 100 if current is not None and g.target else None
+        rows.append(GoalRow(g.label, g.unit, current, g.target, g.target_text, percent, basis))
     return rows
+
+
+def _goal_note(goals: Sequence[Goal]) -> str:
+    """Where the goals come from, and how progress is measured."""
+    sources = list(dict.fromkeys(f"{g.policy}确定的{g.year}年主要目标" for g in goals if g.policy))
+    head = f"目标值来自{'、'.join(sources)}；" if sources else ""
+    return head + "完成进度 = 当前值 ÷ 目标值；集群规模按本年累计营业收入计，年内随累计收入增加而上升。"
 
 
 # --------------------------------------------------------------------------- overview
 
 
 def _overview(
-    label: str, summary: ClusterSummary, status: StatusSummary, statuses: list[StatusRow], sections: list[AssessmentSection]
+    label: str, summary: ClusterSummary, status: StatusSummary, statuses: list[StatusRow],
+    sections: list[AssessmentSection], goals: Sequence[Goal],
 ) -> list[str]:
     paras = []
     if summary.reported == 0:
@@ -494,10 +487,13 @@ def _overview(
             f"按本年累计营业收入计，超百亿元的集群{summary.over_100}个"
             f"（其中500亿元以上{tiers[TIER_500]}个、200—500亿元{tiers[TIER_200]}个、100—200亿元{tiers[TIER_100]}个）"
         )
-        goal = next(g for g in GOALS if g[2] == "tier:100")
-        aim = f"2025年“超百亿级集群{goal[4]}个”目标"
-        gap = int(goal[3] or 0) - summary.over_100
-        first += f"，距{aim}尚差{gap}个。" if gap > 0 else f"，已达到{aim}。"
+        goal = next((g for g in goals if g.measure == "tier" and g.tier == "100+" and g.target), None)
+        if goal is None:
+            first += "。"
+        else:
+            aim = f"{goal.year}年“超百亿级集群{goal.target_text}个”目标"
+            gap = int(goal.target or 0) - summary.over_100
+            first += f"，距{aim}尚差{gap}个。" if gap > 0 else f"，已达到{aim}。"
     paras.append(first)
 
     second = f"{label}数据报送方面，{status.sentence}"
@@ -532,8 +528,9 @@ def _overview(
 def build_bulletin(
     *,
     registry: Registry,
-    settings: Settings,
-    period: Period | str,
+    issuer: str,
+    city: str,
+    period: Period,
     results: list[AssessmentResult],
     previous: Mapping[str, AssessmentResult | None],
     statuses: list[CountyStatus],
@@ -550,9 +547,7 @@ def build_bulletin(
     An `edition` numbers a published bulletin (第1版 …); from the second on it is a correction:
     marked 更正 in the subject and first lines, saying what changed, its attachments named
     …（第2版）."""
-    p = as_period(period)
-    bureau = settings.bureau
-    issuer, city = bureau.issuer, bureau.city
+    p = period
     label = period_label(p)
     title = bulletin_title(p)
 
@@ -578,10 +573,7 @@ def build_bulletin(
         statuses_excerpt = Excerpt(list(status_rows))
         compact_note = ""
 
-    goal_note = (
-        "目标值来自《沧州市县域特色产业集群转型升级工作方案》（沧政办规〔2022〕13号）确定的2025年主要目标；"
-        "完成进度 = 当前值 ÷ 目标值；集群规模按本年累计营业收入计，年内随累计收入增加而上升。"
-    )
+    goal_note = _goal_note(registry.goals)
     tier_note = (
         f"注：规模档次按{summary.months}累计营业收入（已达到的规模）划分：500亿以上为5,000,000万元及以上，"
         "200–500亿为2,000,000万元至5,000,000万元，100–200亿为1,000,000万元至2,000,000万元；"
@@ -597,7 +589,7 @@ def build_bulletin(
         period_label=label,
         issued=issued,
         date_line=chinese_date(issued),
-        overview=_overview(label, summary, status_summary, status_rows, sections),
+        overview=_overview(label, summary, status_summary, status_rows, sections, registry.goals),
         sections=sections,
         clusters=clusters,
         clusters_excerpt=clusters_excerpt,

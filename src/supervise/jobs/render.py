@@ -165,7 +165,8 @@ def render_bulletins(
 
     bulletin = build_bulletin(
         registry=ws.registry,
-        settings=ws.settings,
+        issuer=ws.settings.bureau.issuer,
+        city=ws.settings.bureau.city,
         period=p,
         results=results,
         previous=previous,
