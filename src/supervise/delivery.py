@@ -41,7 +41,7 @@ from typing import ClassVar
 
 from .errors import SuperviseError
 from .periods import parse_period
-from .store import runs, transaction
+from .store import runs
 from .workspace import DeliverySettings, SmtpSettings, Workspace, atomic_write
 
 __all__ = [
@@ -451,17 +451,17 @@ class Outbox:
                 if given_up(waiting[-1]):
                     self.requeued.add(waiting[-1].id)
                 return waiting[-1]
-        with transaction(conn):
-            # Older content, and any unsent copy of this same mail (a deliberate resend, or
-            # one whose file was lost), is replaced by the new one.
-            runs.supersede_unsent(conn, kind=kind, period=period, recipient=recipient)
-            delivery_id = runs.add_delivery(
-                conn, kind=kind, period=period, recipient=recipient, subject=subject,
-                content_hash=content_hash, now=now, job_run_id=job_run_id,
-            )
+        def write_message(delivery_id: int) -> str:
             path = mail_dir(self.ws) / f"{delivery_id}.eml"
             atomic_write(path, message().as_bytes())
-            runs.set_message_path(conn, delivery_id, path.relative_to(self.ws.home).as_posix())
+            return path.relative_to(self.ws.home).as_posix()
+
+        # Older content, and any unsent copy of this same mail (a deliberate resend, or one whose
+        # file was lost), is replaced by the new one.
+        delivery_id = runs.queue_delivery(
+            conn, kind=kind, period=period, recipient=recipient, subject=subject, content_hash=content_hash,
+            now=now, job_run_id=job_run_id, write_message=write_message,
+        )
         queued = runs.get_delivery(conn, delivery_id)
         assert queued is not None
         return queued
@@ -498,9 +498,7 @@ class Outbox:
                 if attempt < self.settings.attempts and self.settings.retry_delay > 0:
                     self.sleep(self.settings.retry_delay)
                 continue
-            with transaction(self.conn):
-                runs.mark_sent(self.conn, delivery.id, now)
-                runs.set_message_path(self.conn, delivery.id, None)
+            runs.mark_delivered(self.conn, delivery.id, now)
             path.unlink(missing_ok=True)
             log.info("delivered %s %s to %s", delivery.kind, delivery.period or "", delivery.recipient)
             self.checkpoint("delivered_one")

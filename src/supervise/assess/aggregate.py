@@ -11,8 +11,8 @@ import math
 from collections.abc import Mapping
 
 from ..periods import Month, Quarter
+from ..records import Value
 from ..registry import Indicator
-from ..store.submissions import Value
 
 Values = dict[str, float | None]
 

@@ -366,3 +366,32 @@ def unsent_deliveries(conn: sqlite3.Connection, *, kinds: Iterable[str] | None =
 def recent_deliveries(conn: sqlite3.Connection, *, limit: int = 50) -> list[Delivery]:
     rows = conn.execute("SELECT * FROM deliveries ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
     return [_delivery(r) for r in rows]
+
+
+def queue_delivery(
+    conn: sqlite3.Connection, *, kind: str, period: str | None, recipient: str, subject: str,
+    content_hash: str, now: datetime, job_run_id: int | None, write_message: Callable[[int], str],
+) -> int:
+    """Queue one mail in one transaction: older or unsent copies to the same recipient are
+    superseded, the delivery is recorded, and `write_message(delivery_id)` writes its file and
+    returns the path (relative to the workspace) stored with it. A failure leaves nothing queued."""
+    from . import transaction  # not at the top: the package imports this module (schema)
+
+    with transaction(conn):
+        supersede_unsent(conn, kind=kind, period=period, recipient=recipient)
+        delivery_id = add_delivery(
+            conn, kind=kind, period=period, recipient=recipient, subject=subject,
+            content_hash=content_hash, now=now, job_run_id=job_run_id,
+        )
+        set_message_path(conn, delivery_id, write_message(delivery_id))
+    return delivery_id
+
+
+def mark_delivered(conn: sqlite3.Connection, delivery_id: int, now: datetime) -> None:
+    """The mail server accepted it: sent, and its outbox file no longer needed (one transaction)."""
+    from . import transaction
+
+    with transaction(conn):
+        mark_sent(conn, delivery_id, now)
+        set_message_path(conn, delivery_id, None)
+
