@@ -1,4 +1,4 @@
-"""`rejected` deductions as SPEC §7 says: once per rejection of the county's submissions for the
+"""`rejected` deductions: once per rejection of the county's submissions for the
 period (a file that failed validation, or a version staff sent back), resubmitted or not; the
 same bytes again count once; `explain` lists each one with its file, time and reason."""
 

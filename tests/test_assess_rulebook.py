@@ -196,5 +196,5 @@ def test_per_day_charges_instead_of_points() -> None:
     from supervise.assess.engine import compute_deductions
 
     book = parse_rulebook(GOOD.replace("per_day = 1", "per_day = 1\npoints = 4"), DICT)
-    # late 2 days: per_day 1 × 2 = 2 (points = 4 is replaced, as SPEC §7 says "instead")
+    # late 2 days: per_day 1 × 2 = 2 (points = 4 is replaced: per_day is charged instead)
     assert [d.points for d in compute_deductions(book.deductions, "late", 2, 0)] == [2]

@@ -177,7 +177,7 @@ def test_deductions_worked_by_hand() -> None:
     # late 7 days: 7 capped at 5, + 2 = 7
     assert total("late", days=7) == 7
     assert total("missing") == 10
-    # rejected: once per rejection for the period (SPEC §7), whatever the state now
+    # rejected: once per rejection for the period, whatever the state now
     # nothing accepted is 漏报 whether nothing came or everything was rejected: sending a bad
     # file never costs less than sending nothing (10 + 5 for the one rejection)
     assert total("rejected") == 10

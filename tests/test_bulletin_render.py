@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -132,18 +133,18 @@ def test_issued_date_falls_back_to_now(filled: Workspace) -> None:
 def test_crash_mid_write_keeps_previous_files(filled: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     out = render(filled)
     before = {p: p.read_bytes() for p in (out.xlsx, out.html, out.email_html, out.json)}
-    real_fsync = render_mod.os.fsync
+    real_fsync = os.fsync
     calls = {"n": 0}
 
     def failing_fsync(fd: int) -> None:
         calls["n"] += 1
         raise OSError("disk full")
 
-    monkeypatch.setattr(render_mod.os, "fsync", failing_fsync)
+    monkeypatch.setattr(os, "fsync", failing_fsync)
     changed = make_result(filled.registry, order=list(reversed([c.code for c in filled.registry.assessed_counties()])))
     with pytest.raises(OSError, match="disk full"):
         render(filled, results=[changed])
-    monkeypatch.setattr(render_mod.os, "fsync", real_fsync)
+    monkeypatch.setattr(os, "fsync", real_fsync)
     assert calls["n"] == 1
     folder = out.xlsx.parent
     assert {p: p.read_bytes() for p in before} == before

@@ -245,4 +245,3 @@ def test_settings_accessors_read_the_merged_settings(ws: Workspace, smtp: SmtpSe
     assert s.reminder_days.after == (1, 3)
     assert (s.smtp.port, s.smtp.timeout, s.delivery.attempts, s.delivery.admin) == (smtp.port, 5.0, 2, ADMIN)
     assert s.jobs.lock_wait == 0.0
-    assert SmtpSettings.from_settings(s) == s.smtp

@@ -1,4 +1,4 @@
-"""The bad-input corpus: every SPEC §6 case gets its verdict, its place, and changes nothing stored.
+"""The bad-input corpus: every case of bad input gets its verdict, its place, and changes nothing stored.
 
 Template layout (黄骅市, monthly): row 2 metadata (B2 county, F2 period, H2 version), row 5 codes,
 rows 6-9 clusters CZ01-CZ04; columns C ent_total, D ent_above, G ent_in_park, I revenue_ytd,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import html as html_lib
 import logging
 import mimetypes
 import smtplib
@@ -47,7 +46,6 @@ from .workspace import DeliverySettings, SmtpSettings, Workspace, atomic_write
 __all__ = [
     "GIVE_UP_AFTER", "Attachment", "DeliveryError", "DeliveryOutcome", "DeliverySettings", "Outbox",
     "SmtpSettings", "alert_admin", "build_message", "given_up", "html_to_text", "mail_dir", "send",
-    "text_to_html",
 ]
 
 log = logging.getLogger("supervise.delivery")
@@ -333,12 +331,6 @@ def html_to_text(markup: str) -> str:
         if line or (out and out[-1]):
             out.append(line)
     return "\n".join(out).strip() + "\n"
-
-
-def text_to_html(text: str) -> str:
-    return "<html><body>" + "".join(
-        f"<p>{html_lib.escape(line)}</p>" for line in text.splitlines() if line.strip()
-    ) + "</body></html>"
 
 
 # ------------------------------------------------------------------ outbox

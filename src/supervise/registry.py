@@ -115,7 +115,7 @@ class Targets:
 
 
 TARGET_NAMES = ("above_net_new", "park_new", "land_disposed")
-# What each annual target is called in reasons and notices (SPEC §4).
+# What each annual target is called in reasons and notices.
 TARGET_LABELS = {"above_net_new": "净增规上企业", "park_new": "新增入园企业", "land_disposed": "低效用地处置"}
 
 

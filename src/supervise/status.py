@@ -29,7 +29,7 @@ STATE_LABELS = {"on_time": "按时报送", "late": "迟报", "missing": "漏报"
 
 @dataclass(frozen=True)
 class Rejection:
-    """One rejection of a county's submissions for a period (SPEC §7 `rejected`): a file that
+    """One rejection of a county's submissions for a period (what the `rejected` deduction counts): a file that
     failed validation, or a version staff sent back (退回)."""
 
     kind: str              # invalid | returned

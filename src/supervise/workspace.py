@@ -71,10 +71,6 @@ class SmtpSettings:
     sender: str = "supervise@localhost"
     timeout: float = 30.0
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SmtpSettings:
-        return settings.smtp
-
 
 @dataclass(frozen=True)
 class DeliverySettings:
@@ -84,10 +80,6 @@ class DeliverySettings:
     admin: str = ""
     attempts: int = 3
     retry_delay: float = 2.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> DeliverySettings:
-        return settings.delivery
 
 
 @dataclass(frozen=True)

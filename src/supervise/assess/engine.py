@@ -32,7 +32,7 @@ class UnitInput:
     state: str = "on_time"                       # on_time | late | missing | rejected
     days_late: int = 0
     warnings: int = 0
-    # every rejection of the unit's submissions for the period: kind, file, at, reason (SPEC §7)
+    # every rejection of the unit's submissions for the period: kind, file, at, reason
     rejections: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -58,14 +58,14 @@ def compute_deductions(
                 float(warnings), r.points or 0.0, f"{DEDUCTION_LABELS['warning']}{warnings}条，每条扣{r.points:g}分"
             )
         elif r.on == "rejected":
-            # once per rejection for the period, resubmitted or not (SPEC §7)
+            # once per rejection for the period, resubmitted or not
             if not rejections:
                 continue
             occurrences = [dict(x) for x in rejections]
             n = len(rejections)
             count, each, how = float(n), r.points or 0.0, f"错报/退回{n}次，每次扣{r.points:g}分"
         else:
-            # missing: nothing accepted for the period (SPEC §7), whether nothing came or all of it
+            # missing: nothing accepted for the period, whether nothing came or all of it
             # was rejected; sending garbage never costs less than sending nothing
             hit = state in ("missing", "rejected") if r.on == "missing" else state == r.on
             if not hit:

@@ -169,7 +169,7 @@ class AssessmentResult:
         raise KeyError(county_code)
 
     def to_json(self) -> dict[str, Any]:
-        """The SPEC §10 `run --json` shape for one assessment (plus extra keys)."""
+        """The `run --json` shape of one assessment (a contract: rulebook, version, ranking, ledger, net; plus extra keys)."""
         s = self.settlement
         return {
             "rulebook": self.rulebook,

@@ -28,7 +28,6 @@ class Place:
     total: float        # unrounded
     score: float        # rounded to precision
     rank: int
-    tie_key: tuple[float, ...]
 
 
 def rank_units(
@@ -52,6 +51,6 @@ def rank_units(
             ahead = len(ordered) - bisect.bisect_right(ordered, key)
         else:
             ahead = sum(1 for k in ordered if k > key)
-        places.append(Place(unit, totals[unit], key[0], 1 + ahead, key[1]))
+        places.append(Place(unit, totals[unit], key[0], 1 + ahead))
     places.sort(key=lambda p: (p.rank, p.unit))
     return places

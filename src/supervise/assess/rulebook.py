@@ -1,4 +1,4 @@
-"""Rulebooks: TOML files that define an assessment (SPEC §7), validated on load.
+"""Rulebooks: TOML files that define an assessment, validated on load.
 
 Every problem is refused with a message that names the file, the key and the fix. The keys a
 rulebook may hold are listed once, in `KEYS`; docs/rulebooks.md documents each of them (a test
@@ -202,7 +202,7 @@ def load_rulebook(path: Path, dictionary: Mapping[str, Indicator]) -> Rulebook:
 
 
 def parse_rulebook(text: str, dictionary: Mapping[str, Indicator], *, source: str = "<rulebook>") -> Rulebook:
-    """Validate a rulebook's TOML text against SPEC §7 and the data dictionary."""
+    """Validate a rulebook's TOML text against the keys of docs/rulebooks.md and the data dictionary."""
     shape = _shape_problem(text)
     if shape:
         raise RulebookError(f"{source}: {shape}")

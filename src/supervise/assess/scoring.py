@@ -1,9 +1,9 @@
-"""The five scoring methods of SPEC §7 and the `missing` policies (pure).
+"""The five scoring methods (rank, minmax, completion, bands, ratio_to_best) and the `missing` policies (pure).
 
 Every function takes the values of all ranked units (None = cannot be computed) and returns each
 unit's points with what they were measured against, so that every score can be explained.
 
-Conventions where SPEC §7 leaves room (documented in docs/rulebooks.md):
+Conventions where the methods leave room (documented in docs/rulebooks.md):
 
 - n (rank) counts every ranked unit, also those whose value cannot be computed;
   only computed units take places; min, max and the best value come from computed units only.

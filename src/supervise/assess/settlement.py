@@ -1,4 +1,4 @@
-"""Settlement (pure): the 入园进区 reward ledger and the 新建入统 / 小升规 tally (SPEC §7).
+"""Settlement (pure): the 入园进区 reward ledger and the 新建入统 / 小升规 tally.
 
 Ranks 1, 2, 3 receive `rewards`; ranks n, n−1, n−2 pay them (the last place funds the first
 place's reward). Places are 1..n; a group of m units sharing rank r occupies places r..r+m−1.

@@ -36,7 +36,6 @@ ZIP_MAGIC = b"PK\x03\x04"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ODS_MIME = b"application/vnd.oasis.opendocument.spreadsheet"
 CSV_COLUMNS = ("county_code", "period", "cluster_code", "indicator", "value")
-EXTENSIONS = {"xlsx": "xlsx", "xls": "xls", "ods": "ods", "csv": "csv"}
 
 # Labels of the metadata cells, normalised (no spaces, ASCII brackets), and the key they name.
 _META_KEYS = {

@@ -1,4 +1,4 @@
-"""Validation of a read submission (SPEC §6): every problem with a code, a place and a Chinese message.
+"""Validation of a read submission: every problem with a code, a place and a Chinese message.
 
 Errors reject the file; warnings (YTD decrease, month-over-month jump, unit slip) accept it with
 warnings. A blank numeric cell is an error unless the dictionary marks the indicator optional:

@@ -1,6 +1,6 @@
 """Whether a period may be assessed now, and what a provisional preview is.
 
-SPEC §3: 漏报 is "nothing accepted when the period is assessed", so a period is assessed only
+漏报 is "nothing accepted when the period is assessed", so a period is assessed only
 once everything its run reads is due (`Deadlines.last_due`: a quarter also reads its last month,
 a year December and Q4). Before that, `run` and `explain` refuse it with one line naming the
 deadline, unless asked for a provisional preview (`--provisional`): computed with the states as

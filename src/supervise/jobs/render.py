@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os  # noqa: F401 - tests patch render.os (the writes are workspace.atomic_write's)
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field

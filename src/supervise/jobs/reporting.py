@@ -42,7 +42,7 @@ def status_report(
     conn: sqlite3.Connection, registry: Registry, period: Period, deadlines: Deadlines,
     now: datetime | None = None,
 ) -> dict[str, object]:
-    """The `supervise status --json` document (SPEC §10): every county, completeness, timeliness.
+    """The `supervise status --json` document (a contract: period, counties with county_code, county_name, state, received_at): every county, completeness, timeliness.
 
     With `now`, a period whose deadline is still ahead shows 未到截止 instead of 漏报 (`as_of`)."""
     p = period

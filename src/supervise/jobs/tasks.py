@@ -202,7 +202,7 @@ class RunResult:
         return {"xlsx": str(o.xlsx), "html": str(o.html), "json": str(o.json)}
 
     def to_json(self) -> dict[str, Any]:
-        """The SPEC §10 run document, plus `ingest`, `delivery`, `provisional` (a preview) and the
+        """The `run --json` document (period, assessments, outputs: a contract), plus `ingest`, `delivery`, `provisional` (a preview) and the
         bulletin's version (`bulletin_version`, and `correction`: what it changed, [] for the first)."""
         doc: dict[str, Any] = {
             "period": str(self.period),
