@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from supervise.errors import DatabaseFault
+from supervise.intake import IntakeError, collect_inbox, ingest_files
+from supervise.intake import inbox as inbox_module
 from supervise.intake import ingest as ingest_module
-from supervise.intake.ingest import IntakeError, collect_inbox, ingest_files
 from supervise.intake.problems import FileRejected
 from supervise.intake.readers import Limits, read_submission
 from supervise.periods import TZ, Month
@@ -342,7 +343,7 @@ def test_a_file_whose_writer_cannot_be_known_must_hold_still_longer(ws: Workspac
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Another owner's upload (SMB, SFTP): no lease, so no answer from the kernel; it is taken
     only after it has not changed for UNKNOWN_WRITER_SECONDS."""
-    monkeypatch.setattr(ingest_module, "being_written", lambda path: None)
+    monkeypatch.setattr(inbox_module, "being_written", lambda path: None)
     box = ws.inbox_dir / HUANGHUA
     box.mkdir(parents=True)
     f = filled(ws, HUANGHUA, MARCH, box / "三月.xlsx")

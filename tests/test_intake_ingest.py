@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from supervise.cli import cli
+from supervise.intake import IntakeError, history, ingest_files, reject_submission
 from supervise.intake import ingest as ingest_module
-from supervise.intake.ingest import IntakeError, history, ingest_files, reject_submission
 from supervise.jobs.reporting import reporting_status, status_report
 from supervise.periods import Month
 from supervise.workspace import Workspace

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from supervise import cli_intake
 from supervise.assess.rulebook import load_rulebooks
 from supervise.cli import cli
-from supervise.intake.ingest import IntakeError, ingest_files, reject_submission
+from supervise.intake import IntakeError, ingest_files, reject_submission
 from supervise.jobs import collect, remind
 from supervise.jobs.notices import RETURN_KIND, deductions_for, one_line, return_notice, text_lines
 from supervise.periods import Month, Quarter

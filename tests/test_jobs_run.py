@@ -219,7 +219,7 @@ def test_files_the_database_could_not_store_fail_collect_and_stop_the_run(
     ws: Workspace, smtp: SmtpServer
 ) -> None:
     """A lost batch (disk full, I/O error) is loud: collect fails and alerts; run does not assess."""
-    from supervise.intake.ingest import FileResult, IngestReport
+    from supervise.intake.results import FileResult, IngestReport
 
     ws = configure(ws, smtp)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from supervise.bulletin.build import bulletin_subject
-from supervise.intake.ingest import FileResult, IngestReport
+from supervise.intake.results import FileResult, IngestReport
 from supervise.jobs import Steps
 from supervise.jobs.render import BulletinOutputs, EditionOf, content_hash
 from supervise.periods import TZ, Period, parse_period

@@ -79,7 +79,8 @@ def templates(ws: Workspace, period: Period, county: str | None, as_json: bool) 
 def ingest(ws: Workspace, files: tuple[Path, ...], county: str | None, received_at: str | None,
            dry_run: bool, as_json: bool) -> None:
     """收取 FILES（默认：inbox/ 中的全部文件）。退回是结论，不是失败。"""
-    from .intake.ingest import collect_inbox, inbox_files, ingest_files
+    from .intake.inbox import inbox_files
+    from .intake.ingest import collect_inbox, ingest_files
 
     when = None
     if received_at:
@@ -234,7 +235,7 @@ def status(ws: Workspace, period: Period, as_json: bool) -> None:
 @workspace_required
 def history(ws: Workspace, county: str, period: Period, as_json: bool) -> None:
     """某县某报告期报送的每个版本，以及版本之间变化的数值。"""
-    from .intake.ingest import history as load_history
+    from .intake.versions import history as load_history
 
     doc = load_history(ws, county, period)
     if as_json:
@@ -272,7 +273,7 @@ def reject(ws: Workspace, county: str, period: Period, reason: str, actor: str |
     退回原因和处理办法邮寄给该县联系人（reference/counties.csv 的 email 列）；
     邮件服务器未接收的邮件留在 outbox，下次 collect 时重发。
     """
-    from .intake.ingest import reject_submission
+    from .intake.versions import reject_submission
 
     who = actor or os.environ.get("USER") or "staff"
     doc = reject_submission(ws, county, period, reason, actor=who, now=now())

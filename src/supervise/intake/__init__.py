@@ -10,15 +10,9 @@ The entry points other layers (the CLI, the web, mail intake, the jobs) call:
 
 from __future__ import annotations
 
-from .ingest import (
-    FileResult,
-    IngestReport,
-    IntakeError,
-    collect_inbox,
-    history,
-    ingest_files,
-    reject_submission,
-)
+from .ingest import collect_inbox, ingest_files
+from .results import FileResult, IngestReport, IntakeError
+from .versions import history, reject_submission
 
 __all__ = [
     "FileResult",

@@ -27,32 +27,30 @@ import hashlib
 import logging
 import os
 import pickle
-import queue
-import re
 import sqlite3
 import stat
-import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import DatabaseFault, SuperviseError
-from ..periods import TZ, Period, as_period, parse_period
+from ..errors import DatabaseFault
+from ..periods import TZ, Period, as_period
 from ..registry import unknown_county_message
 from ..store import submissions as store
 from ..workspace import Workspace
-from .problems import ERROR, FileRejected, Problem, csv_place_of
+from .archive import stored_name, write_archive
+from .inbox import _Remover, inbox_files, settle_seconds_of, settled
+from .problems import FileRejected, Problem, csv_place_of
 from .readers import Limits, archive_extension, read_submission
+from .results import FileResult, Ident, IngestReport, IntakeError, ident_of, iso
 from .sandbox import SandboxPool
 from .validate import RegistryIndex, Rules, Validated, apply_history, validate
 
 log = logging.getLogger("supervise.intake")
 
-_COUNTY_DIR = re.compile(r"^\d{6}$")
-_IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial", ".swp", ".lock")
 
 Progress = Callable[[int, int, str], None]
 
@@ -62,91 +60,6 @@ WORKERS = 2
 _AHEAD_FILES = 160                # files handed to workers ahead of the one being stored
 BATCH_FILES = 250                 # files per transaction
 BATCH_SECONDS = 2.0
-
-
-class IntakeError(SuperviseError, ValueError):
-    """An intake request that cannot be carried out (nothing to send back, unknown county...)."""
-
-
-@dataclass
-class FileResult:
-    file: str
-    county_code: str | None = None
-    period: str | None = None
-    verdict: str = "rejected"
-    problems: list[Problem] = field(default_factory=list)
-    sha256: str | None = None
-    submission_id: int | None = None
-    unchanged: bool = False
-    format: str | None = None
-    values: int = 0
-    received_at: str | None = None
-    archive_path: str | None = None
-    supersedes: int | None = None
-    recorded: bool = False        # archived and stored (safe to remove from the inbox)
-    not_stored: bool = False      # its batch was lost: nothing of it is stored, it stays in the inbox
-    batch_lost: bool = field(default=False, repr=False)   # SQLite rolled back the open batch here
-    ident: Ident | None = field(default=None, repr=False)  # (inode, size, mtime) when it was read
-
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "file": self.file,
-            "county_code": self.county_code,
-            "period": self.period,
-            "verdict": self.verdict,
-            "problems": [p.to_json() for p in self.problems],
-            "submission_id": self.submission_id,
-            "sha256": self.sha256,
-            "format": self.format,
-            "values": self.values,
-            "received_at": self.received_at,
-        }
-        if self.unchanged:
-            d["unchanged"] = True
-        if self.supersedes is not None:
-            d["supersedes"] = self.supersedes
-        if self.not_stored:
-            d["stored"] = False
-        return d
-
-
-@dataclass
-class IngestReport:
-    files: list[FileResult] = field(default_factory=list)
-    dry_run: bool = False
-    skipped: list[dict[str, str]] = field(default_factory=list)   # inbox entries left unread, and why
-
-    @property
-    def summary(self) -> dict[str, int]:
-        fresh = [f for f in self.files if not f.unchanged and not f.not_stored]
-        out = {
-            "files": len(self.files),
-            "accepted": sum(1 for f in fresh if f.verdict == "accepted"),
-            "warning": sum(1 for f in fresh if f.verdict == "warning"),
-            "rejected": sum(1 for f in fresh if f.verdict == "rejected"),
-            "unchanged": sum(1 for f in self.files if f.unchanged and not f.not_stored),
-            "values": sum(f.values for f in fresh if f.verdict != "rejected"),
-        }
-        lost = sum(1 for f in self.files if f.not_stored)
-        if lost:   # files whose batch SQLite rolled back: nothing of them is stored
-            out["not_stored"] = lost
-        if self.skipped:
-            out["skipped"] = len(self.skipped)
-        return out
-
-    def to_json(self) -> dict[str, Any]:
-        summary: dict[str, Any] = dict(self.summary)
-        summary["dry_run"] = self.dry_run
-        doc: dict[str, Any] = {"files": [f.to_json() for f in self.files], "summary": summary}
-        if self.skipped:
-            doc["skipped"] = list(self.skipped)
-        return doc
-
-
-def _iso(dt: datetime) -> str:
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=TZ)
-    return dt.astimezone(TZ).isoformat()
 
 
 @dataclass
@@ -169,60 +82,6 @@ class _Prepared:
     format: str | None = None
     validated: Validated | None = None
     judge_error: BaseException | None = None   # unexpected error while reading or validating
-
-
-Ident = tuple[int, int, int]
-
-
-def _ident(st: os.stat_result) -> Ident:
-    """What identifies the file we read: inode, size, modification time (ns)."""
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def write_archive(archive_dir: Path, data: bytes, sha: str, ext: str, made_dirs: set[Path] | None = None) -> Path:
-    """Keep the bytes read of a file, unchanged, as <archive>/<ab>/<sha256>.<ext> (atomically;
-    the name comes from the hash only, so writing the same file twice is harmless). Returns where.
-
-    The bytes are those hashed and judged (never the path read again: it may be a link by now).
-    Written to a temporary name and renamed, not `workspace.atomic_write`: that fsyncs every
-    copy and its folder (~2,800 fsyncs for a national month, seconds on a slow disk). The copy
-    need not be durable on its own: the inbox original is the durable copy until the batch that
-    records this one has committed and `os.sync()` ran (`_Remover`); a crash before leaves the
-    original in the inbox, and the next ingest writes a missing or empty copy again.
-    """
-    dest = archive_dir / sha[:2] / f"{sha}.{ext}"
-    try:
-        if dest.stat().st_size > 0:
-            return dest
-    except FileNotFoundError:
-        pass
-    if made_dirs is None or dest.parent not in made_dirs:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if made_dirs is not None:
-            made_dirs.add(dest.parent)
-    tmp = dest.with_name(f".{sha}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return dest
-
-
-def stored_name(name: str) -> str:
-    """A file name as text SQLite can keep: one that is not UTF-8 on disk (a zip or share from a
-    Chinese Windows, in GB18030) is decoded as such, else shown with replacement characters."""
-    try:
-        name.encode("utf-8")
-        return name
-    except UnicodeEncodeError:
-        raw = os.fsencode(name)
-        try:
-            return raw.decode("gb18030")
-        except UnicodeDecodeError:
-            return raw.decode("utf-8", "replace")
 
 
 def _relative(home: Path, path: Path) -> str:
@@ -270,8 +129,8 @@ def _prepare(path: Path, sender: str | None, *, home: Path, archive_dir: Path | 
             after = os.fstat(fd)
         # The file may leave the inbox only if it is still the one read (not replaced, not
         # written to meanwhile); a file that changed while it was read never does.
-        if _ident(before) == _ident(after) and (p.oversized or after.st_size == p.size):
-            p.ident = _ident(after)
+        if ident_of(before) == ident_of(after) and (p.oversized or after.st_size == p.size):
+            p.ident = ident_of(after)
             p.changed_ns, p.device = after.st_ctime_ns, after.st_dev
         p.ext = archive_extension(head)
     except Exception as exc:
@@ -332,7 +191,7 @@ class _Ingest:
         self.ws = ws
         self.now = now
         self.received_at = received_at or now   # the receipt time of every file of this run
-        self.received = _iso(self.received_at)
+        self.received = iso(self.received_at)
         # Inbox files (not given a receipt time) arrived when they came into the inbox: their
         # inode change time, which no copy tool carries over (see `_arrival`).
         self.inbox = inbox
@@ -340,7 +199,7 @@ class _Ingest:
         self.dry_run = dry_run
         self.source = source
         self.period = period
-        self.ingested_at = _iso(now)
+        self.ingested_at = iso(now)
         self.registry = ws.registry
         self.limits = Limits.from_settings(ws.settings.limits)
         self.rules = Rules.from_settings(ws.settings.validation)
@@ -460,7 +319,7 @@ class _Ingest:
         if not self.by_arrival or p.ident is None or p.changed_ns is None:
             return self.received
         arrived = datetime.fromtimestamp(p.changed_ns / 1e9, tz=TZ)
-        return _iso(min(arrived, self.now))
+        return iso(min(arrived, self.now))
 
     def origin(self, path: Path, p: _Prepared) -> str | None:
         """Which inbox file a version was read from: its place, inode, size and time."""
@@ -631,7 +490,7 @@ def ingest_files(
 def _check_received_at(received_at: datetime | None, now: datetime) -> None:
     """A receipt time decides on time or late: one in the future would make a late file on time."""
     if received_at is not None and received_at > now:
-        raise IntakeError(f"--received-at {_iso(received_at)} 晚于当前时间 {_iso(now)}：接收时间不能在将来")
+        raise IntakeError(f"--received-at {iso(received_at)} 晚于当前时间 {iso(now)}：接收时间不能在将来")
 
 
 def collect_inbox(
@@ -652,198 +511,6 @@ def collect_inbox(
                 received_at=received_at, remove=not dry_run, progress=progress)
     report.skipped = skipped
     return report
-
-
-# A file is taken only once it has held still for `settle_seconds` ([inbox] in supervise.toml):
-# a file modified more recently (real file time against the real clock, never the ingest's
-# `now`, which may be injected) is looked at again when it is that old, and left for the next
-# collect if its size or modification time moved meanwhile. A file that another process still
-# holds open for writing (a copy or an upload paused mid-way) is left too, however old.
-SETTLE_SECONDS = 5.0
-
-
-def settle_seconds_of(ws: Workspace) -> float:
-    return float(ws.settings.section("inbox")["settle_seconds"])
-
-
-def settled(items: list[tuple[Path, str, str | None]],
-            settle_seconds: float = SETTLE_SECONDS) -> list[tuple[Path, str, str | None]]:
-    """The inbox files that are not being written: still for `settle_seconds`, open nowhere for writing."""
-    young: dict[Path, tuple[int, int]] = {}
-    busy: set[Path] = set()
-    wall = time.time()
-    for path, _d, _s in items:
-        try:
-            st = path.lstat()
-        except OSError:
-            continue
-        writing = being_written(path)
-        if writing:
-            busy.add(path)
-        elif writing is None and wall - st.st_mtime < UNKNOWN_WRITER_SECONDS:
-            # another owner's file (an SMB or SFTP upload): the kernel will not say whether it is
-            # still open for writing, so it must have held still for much longer
-            busy.add(path)
-        elif wall - st.st_mtime < settle_seconds:
-            young[path] = (st.st_size, st.st_mtime_ns)
-    if young:
-        # Wait until the youngest file is `settle_seconds` old, then look again.
-        newest = max(ns for _size, ns in young.values()) / 1e9
-        time.sleep(max(0.0, min(settle_seconds, newest + settle_seconds - time.time())))
-        for path, seen in young.items():
-            try:
-                st = path.lstat()
-            except OSError:
-                busy.add(path)
-                continue
-            if (st.st_size, st.st_mtime_ns) != seen or being_written(path):
-                busy.add(path)
-    for path in sorted(busy):
-        log.info("%s is still being written; left for the next collect", path)
-    return [item for item in items if item[0] not in busy]
-
-
-UNKNOWN_WRITER_SECONDS = 120.0
-
-
-def being_written(path: Path) -> bool | None:
-    """Whether another process holds the file open for writing (None: cannot be known).
-
-    Asked of the kernel with a read lease (Linux `F_SETLEASE`), which is refused while any
-    process has the file open for writing. Leases need the file's owner (or CAP_LEASE): for
-    another owner's file, or a file system without leases, the answer is None, and the file
-    must have held still for `UNKNOWN_WRITER_SECONDS`.
-    """
-    import fcntl
-
-    set_lease = getattr(fcntl, "F_SETLEASE", None)
-    if set_lease is None:
-        return None
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        fcntl.fcntl(fd, set_lease, fcntl.F_RDLCK)
-    except OSError as exc:
-        return True if exc.errno in (errno.EAGAIN, errno.EBUSY) else None
-    else:
-        fcntl.fcntl(fd, set_lease, fcntl.F_UNLCK)
-        return False
-    finally:
-        os.close(fd)
-
-
-def inbox_files(ws: Workspace, skipped: list[dict[str, str]] | None = None) -> list[tuple[Path, str, str | None]]:
-    """(path, display name, sender) of every file waiting in the inbox, in a stable order.
-
-    A folder's files come first (in order of arrival: modification time, then name), then its
-    sub-folders (by name); symbolic links to
-    folders are not followed, hidden and temporary files are skipped, and a link or anything that
-    is not a regular file is skipped with a warning. One `scandir` per folder: a national inbox
-    has ~2,800 county folders, and the entries' types come with the listing.
-    """
-    root = ws.inbox_dir
-    out: list[tuple[Path, str, str | None]] = []
-    if not root.is_dir():
-        return out
-
-    def walk(base: Path, sender: str | None, top: bool) -> None:
-        try:
-            with os.scandir(base) as it:
-                entries = list(it)
-        except OSError:
-            return   # as os.walk: a folder that cannot be listed is passed over
-        dirs: list[os.DirEntry[str]] = []
-        files: list[os.DirEntry[str]] = []
-        for e in entries:
-            try:
-                is_dir = e.is_dir()
-            except OSError:
-                is_dir = False
-            (dirs if is_dir else files).append(e)
-        for e in sorted(files, key=_arrival_order):
-            name = e.name
-            if _is_working_file(name):
-                continue
-            path = base / name
-            reason = (
-                "隐藏文件，未处理 / hidden file, not read" if name.startswith(".")
-                else "不是普通文件（链接等），未处理 / not a regular file (a link), not read"
-                if e.is_symlink() or not e.is_file() else None
-            )
-            if reason:
-                log.warning("skipping %s: %s", path, reason)
-                if skipped is not None:
-                    skipped.append({"file": str(path), "reason": reason})
-                continue
-            out.append((path, str(path), sender))
-        for e in sorted(dirs, key=lambda e: e.name):
-            if e.name.startswith((".", "~")) or e.is_symlink():
-                continue
-            walk(base / e.name, (e.name if _COUNTY_DIR.match(e.name) else None) if top else sender, False)
-
-    walk(root, None, True)
-    return out
-
-
-def _arrival_order(e: os.DirEntry[str]) -> tuple[int, str]:
-    """Files of a folder in the order they arrived (modification time, then name): a county's
-    correction sent after its first file is the version in force, whatever the names."""
-    try:
-        return (e.stat(follow_symlinks=False).st_mtime_ns, e.name)
-    except OSError:
-        return (0, e.name)
-
-
-def _is_working_file(name: str) -> bool:
-    """An editor's lock or a download in progress (~$x.xlsx, .~lock.x#, x.part): not a submission."""
-    return name.startswith(("~$", ".~lock.")) or name.lower().endswith(_IGNORED_SUFFIXES)
-
-
-class _Remover:
-    """Removes stored files from the inbox, a committed batch at a time, in a background thread:
-    first `os.sync()` (the archive copies and the committed database reach the disk), then the
-    originals go — each only if it is still the file that was read: same inode, size and
-    modification time. A file replaced since (a mail fetcher renaming a newer version onto the
-    same name) or written to since (still being copied) stays for the next collect. Between the
-    check and the unlink is a window of microseconds, not the seconds of a batch."""
-
-    def __init__(self) -> None:
-        self.queue: queue.SimpleQueue[list[tuple[Path, Ident | None]] | None] = queue.SimpleQueue()
-        self.thread: threading.Thread | None = None
-
-    def remove(self, paths: list[tuple[Path, Ident | None]]) -> None:
-        if not paths:
-            return
-        if self.thread is None:
-            self.thread = threading.Thread(target=self._work, name="ingest-inbox", daemon=True)
-            self.thread.start()
-        self.queue.put(list(paths))
-
-    def finish(self) -> None:
-        if self.thread is not None:
-            self.queue.put(None)
-            self.thread.join()
-            self.thread = None
-
-    def _work(self) -> None:
-        while (paths := self.queue.get()) is not None:
-            if hasattr(os, "sync"):
-                os.sync()
-            for path, ident in paths:
-                try:
-                    if ident is None or _ident(path.lstat()) != ident:
-                        log.info("%s changed since it was read; left for the next collect", path)
-                        continue
-                    if being_written(path):
-                        log.info("%s is open for writing; left for the next collect", path)
-                        continue
-                    path.unlink()
-                except FileNotFoundError:
-                    continue
-                except OSError as exc:
-                    log.warning("could not remove %s from the inbox: %s", path, exc)
 
 
 def database_fault(ws: Workspace, exc: BaseException) -> DatabaseFault:
@@ -952,75 +619,3 @@ def _run(
     return report
 
 
-def reject_submission(
-    ws: Workspace, county_code: str, period: Period | str, reason: str, *, actor: str, now: datetime
-) -> dict[str, Any]:
-    """退回: send the version in force back to the county, with a reason; recorded in the audit,
-    and the county's contacts mailed the reason (a mail not delivered waits in the outbox).
-
-    Done under the workspace lock, so that no collect sends the queued notice beside us.
-    """
-    from ..jobs.locks import WORKSPACE_LOCK, hold
-    from ..jobs.notices import send_return_notice
-
-    if county_code not in ws.registry.counties:
-        raise IntakeError(unknown_county_message(county_code))
-    if not reason or not reason.strip():
-        raise IntakeError("a reason is required (退回须说明原因)")
-    key = str(parse_period(str(period)))
-    with hold(ws.home, WORKSPACE_LOCK, wait=ws.settings.jobs.lock_wait, now=now):
-        conn = ws.connect()
-        try:
-            row = store.return_current(conn, county_code, key, reason.strip(), actor=actor, at=_iso(now))
-            if row is None:
-                raise IntakeError(
-                    f"{county_code} has no accepted submission for {key} to send back (没有可退回的报送)")
-            notice = send_return_notice(ws, conn, row, reason.strip(), now=now)
-        finally:
-            conn.close()
-    return {"county_code": county_code, "period": key, "submission_id": row.id, "state": "returned",
-            "reason": reason.strip(), "at": _iso(now), "actor": actor, "file_name": row.file_name,
-            "received_at": row.received_at, "notice": notice.to_json()}
-
-
-def history(ws: Workspace, county_code: str, period: Period | str) -> dict[str, Any]:
-    """Every version on record (who, when, file, hash, verdict, state) and what changed between accepted ones."""
-    key = str(parse_period(str(period)))
-    conn = ws.connect()
-    try:
-        rows = store.all_versions(conn, county_code, key)
-        versions = []
-        for r in rows:
-            problems = store.problems_of(conn, r.id)
-            versions.append({
-                "submission_id": r.id,
-                "sender_code": r.sender_code,
-                "source": r.source,
-                "received_at": r.received_at,
-                "ingested_at": r.ingested_at,
-                "file_name": r.file_name,
-                "sha256": r.file_sha256,
-                "format": r.format,
-                "verdict": r.verdict,
-                "state": r.state,
-                "supersedes": r.supersedes,
-                "values": r.n_values,
-                "errors": sum(1 for p in problems if p.severity == ERROR),
-                "warnings": sum(1 for p in problems if p.severity != ERROR),
-            })
-        accepted = [r for r in rows if r.verdict != "rejected"]
-        changes = []
-        for old, new in zip(accepted, accepted[1:]):
-            a, b = store.values_of(conn, old.id), store.values_of(conn, new.id)
-            diff = []
-            for cluster in sorted(set(a) | set(b)):
-                for ind in sorted(set(a.get(cluster, {})) | set(b.get(cluster, {}))):
-                    va, vb = a.get(cluster, {}).get(ind), b.get(cluster, {}).get(ind)
-                    if va != vb:
-                        diff.append({"cluster_code": cluster, "indicator": ind, "old": va, "new": vb})
-            changes.append({"from": old.id, "to": new.id, "received_at": new.received_at, "changes": diff})
-        audit = store.audit_of(conn, county_code, key)
-    finally:
-        conn.close()
-    return {"county_code": county_code, "period": key, "versions": versions, "changes": changes,
-            "audit": audit}

@@ -28,7 +28,7 @@ from .runner import JobContext, PartialFailure, run_job
 if TYPE_CHECKING:  # the steps' modules are imported when a job runs, not with this one
     from ..assess.model import AssessmentResult
     from ..bulletin.model import Edition
-    from ..intake.ingest import IngestReport
+    from ..intake.results import IngestReport
     from ..status import CountyStatus
     from .render import BulletinOutputs, EditionOf
 
