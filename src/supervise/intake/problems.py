@@ -113,3 +113,9 @@ class FileRejected(Exception):
     def __init__(self, code: str, message: str, *, sheet: str | None = None, cell: str | None = None) -> None:
         super().__init__(message)
         self.problem = Problem(code, message, sheet=sheet, cell=cell)
+
+
+def short_reason(exc: BaseException) -> str:
+    """The first line of an exception, at most 120 characters, for a county's message."""
+    s = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return s[:120]

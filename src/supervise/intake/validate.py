@@ -23,8 +23,9 @@ from typing import Any
 
 from ..periods import TZ, Month, Period, PeriodError, Quarter, parse_period
 from ..registry import Cluster, Indicator, Registry
+from .cells import Cell, FromSettings, Limits, ReadResult, RowRead
+from .locate import cell_text as _text
 from .problems import ERROR, WARNING, Problem, csv_place
-from .readers import Cell, FromSettings, Limits, ReadResult, RowRead, _text
 
 Values = dict[str, dict[str, float]]
 History = Callable[[str, Period], Values]
