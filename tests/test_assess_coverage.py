@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 
 from supervise.assess.coverage import check
 from supervise.assess.engine import UnitInput
-from supervise.assess.rulebook import parse_rulebook
+from supervise.assess.loading import parse_rulebook
 from supervise.cli import cli
 from supervise.store import runs
 from supervise.workspace import Workspace

@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from supervise.assess.engine import UnitInput, assess
+from supervise.assess.loading import parse_rulebook
 from supervise.assess.ranking import rank_units
-from supervise.assess.rulebook import parse_rulebook
 from supervise.assess.scoring import score
 from supervise.assess.settlement import settle
 from supervise.registry import load_registry

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from supervise.assess.rulebook import KEYS, RulebookError, load_rulebook, load_rulebooks, parse_rulebook
+from supervise.assess.loading import load_rulebook, load_rulebooks, parse_rulebook
+from supervise.assess.rulebook import KEYS, RulebookError
 from supervise.registry import default_data_dir, load_registry
 
 DICT = load_registry().indicators

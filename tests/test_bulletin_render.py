@@ -270,7 +270,7 @@ reward_upgraded = 0.5
 
 def test_reward_tally_heading_states_the_rulebooks_rates(ws: Workspace) -> None:
     from supervise.assess.engine import UnitInput, assess
-    from supervise.assess.rulebook import parse_rulebook
+    from supervise.assess.loading import parse_rulebook
 
     book = parse_rulebook(TALLY_RULEBOOK, ws.registry.indicators)
     units = [

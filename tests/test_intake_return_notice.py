@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from supervise import cli_intake
-from supervise.assess.rulebook import load_rulebooks
+from supervise.assess.loading import load_rulebooks
 from supervise.cli import cli
 from supervise.intake import IntakeError, ingest_files, reject_submission
 from supervise.jobs import collect, remind

@@ -210,7 +210,7 @@ def rules_command(ws: Workspace, files: tuple[Path, ...], period: Period | None,
     （reference/targets.csv），只作警告；给出 --month/--quarter/--year 时，检查运行该报告期
     现在会读取的数据、目标和指标，有规则不能排名则失败（退出状态 1）。
     """
-    from .assess.rulebook import load_rulebook
+    from .assess.loading import load_rulebook
     from .jobs.assessment import rulebook_checks, workspace_rulebooks
 
     if files:

@@ -27,6 +27,7 @@ from .assets import shipped
 from .errors import SuperviseError
 from .periods import Deadlines
 from .registry import Registry, default_data_dir, load_registry
+from .tomlcheck import TomlChecker
 
 SETTINGS_FILE = "supervise.toml"
 DB_FILE = "supervise.db"
@@ -211,28 +212,15 @@ def load_settings(path: Path) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise WorkspaceError(f"{path}: not valid TOML: {exc}") from exc
     merged = {k: dict(v) for k, v in defaults.items()}
+    keys = {name: tuple(sorted(section)) for name, section in defaults.items()}
+    check = TomlChecker(str(path), WorkspaceError, {"": tuple(sorted(defaults)), **keys})
+    check.known(user, "", "", what="section")
     for section, values in user.items():
-        if section not in defaults:
-            raise WorkspaceError(
-                f"{path}: unknown section [{section}]; known: {', '.join(sorted(defaults))}"
-            )
         if not isinstance(values, dict):
-            raise WorkspaceError(f"{path}: [{section}] must be a table")
-        for key, value in values.items():
-            if key not in defaults[section]:
-                raise WorkspaceError(
-                    f"{path}: unknown key {key!r} in [{section}]; "
-                    f"known: {', '.join(sorted(defaults[section]))}"
-                )
-            want = type(defaults[section][key])
-            ok = isinstance(value, want) or (want is float and isinstance(value, int))
-            if want is int and isinstance(value, bool):
-                ok = False
-            if not ok:
-                raise WorkspaceError(
-                    f"{path}: [{section}] {key} must be a {want.__name__}, not {value!r}"
-                )
-            merged[section][key] = value
+            raise check.fail(f"[{section}]", f"[{section}] must be a table（须为表）")
+        check.known(values, section, f"[{section}]")
+        for key in values:
+            merged[section][key] = check.typed(values, key, f"[{section}] {key}", defaults[section][key])
     _check_addresses(path, merged["delivery"])
     _check_coverage(path, merged["assessment"])
     _check_file_mode(path, merged["reports"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..errors import SuperviseError
 from .explain import explain_unit
+from .loading import load_rulebook, load_rulebooks, parse_rulebook
 from .model import (
     AssessmentResult,
     Deduction,
@@ -19,7 +20,7 @@ from .model import (
     Transfer,
     UnitResult,
 )
-from .rulebook import Rulebook, RulebookError, load_rulebook, load_rulebooks, parse_rulebook
+from .rulebook import Rulebook, RulebookError
 
 
 class AssessError(SuperviseError, ValueError):

@@ -14,8 +14,9 @@ from ..assess.aggregate import county_values, year_elapsed
 from ..assess.coverage import check_targets, target_names
 from ..assess.engine import UnitInput, assess, inputs_hash
 from ..assess.explain import explain_not_assessable, explain_unit
+from ..assess.loading import load_rulebooks
 from ..assess.model import AssessmentResult
-from ..assess.rulebook import Rulebook, load_rulebooks
+from ..assess.rulebook import Rulebook
 from ..periods import Period, as_period, data_period
 from ..registry import unknown_county_message
 from ..workspace import Workspace

@@ -119,7 +119,7 @@ def deductions_for(books: Iterable[Rulebook], period: Month | Quarter) -> list[D
 
 def workspace_deductions(ws: Workspace, period: Month | Quarter) -> list[Deduction]:
     """The deductions of the workspace's rulebooks; none if they cannot be read (the 退回 stands)."""
-    from ..assess.rulebook import load_rulebooks
+    from ..assess.loading import load_rulebooks
 
     try:
         books = load_rulebooks(ws.rules_dir, ws.registry.indicators)
