@@ -333,3 +333,21 @@ def test_bulletin_files_get_the_configured_mode_whatever_the_umask(filled: Works
         assert modes(render(ws, results=[changed])) == {0o600}           # files replaced get it too
     finally:
         os.umask(old)
+
+
+def test_the_mails_plain_text_part_comes_from_the_same_model(tmp_path: Path) -> None:
+    from supervise.bulletin.html import render_email_text
+
+    from .bulletin_support import make_bulletin
+
+    b = make_bulletin()
+    text = render_email_text(b)
+    lines = text.splitlines()
+    assert lines[0] == b.issuer and b.title in lines
+    for r in b.sections[0].ranking:       # every county of the ranking, in rank order, with its score
+        assert any(line.startswith(f"{r.rank}　{r.county_name}") and f"　{r.score:,.2f}　" in line for line in lines)
+    assert b.status_summary.sentence in lines
+    assert "<" not in text.replace("<script>", "")     # no markup of ours in the plain part
+    # A bureau's own wording of the plain part (reports/templates/email.txt in the workspace).
+    (tmp_path / "email.txt").write_text("{{ b.title }}——请查收附件。\n", encoding="utf-8")
+    assert render_email_text(b, tmp_path) == f"{b.title}——请查收附件。\n"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from .assets import shipped
 
@@ -61,7 +61,8 @@ def environment(overrides: Path | None = None) -> Environment:
     loaders = [FileSystemLoader(str(overrides))] if overrides is not None and overrides.is_dir() else []
     env = Environment(
         loader=ChoiceLoader([*loaders, FileSystemLoader(str(shipped("templates")))]),
-        autoescape=True,
+        # Everything is escaped but the plain-text parts of mails (*.txt), where there is no markup.
+        autoescape=select_autoescape(disabled_extensions=("txt",), default_for_string=True, default=True),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

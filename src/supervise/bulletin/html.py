@@ -30,3 +30,8 @@ def render_page(b: Bulletin, templates: Path | None = None) -> str:
 
 def render_email(b: Bulletin, templates: Path | None = None) -> str:
     return environment(templates).get_template("email.html").render(b=b)
+
+
+def render_email_text(b: Bulletin, templates: Path | None = None) -> str:
+    """The plain-text part of the bulletin mail, from the same model as its HTML."""
+    return environment(templates).get_template("email.txt").render(b=b)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from ..delivery import DeliveryOutcome, Outbox, build_message, html_to_text
+from ..delivery import DeliveryOutcome, Outbox, build_message
 from ..errors import SuperviseError
 from ..periods import TZ, Month, Period, Quarter, Year, data_period, dataset_title, parse_period
 from ..periods import chinese_date as _date_label
@@ -159,7 +159,7 @@ def return_notice(
         f"【退回】{period.label}县域特色产业{what}数据已退回，请修改后重新报送（原因：{_short(reason)}）"
     )
     today = returned_at.astimezone(TZ).date()
-    html = environment().get_template("return_notice.html").render(
+    data = dict(
         subject=subject,
         county_name=county_name,
         period_label=period.label,
@@ -174,7 +174,9 @@ def return_notice(
         issuer=issuer,
         date_line=_date_label(today),
     )
-    return ReturnNotice(subject, html, html_to_text(html))
+    env = environment()
+    html = env.get_template("return_notice.html").render(**data)
+    return ReturnNotice(subject, html, env.get_template("return_notice.txt").render(**data))
 
 
 # ------------------------------------------------------------------ queue and send

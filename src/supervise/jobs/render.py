@@ -21,7 +21,7 @@ from ..assess.model import AssessmentResult
 from ..bulletin.build import Values, build_bulletin, with_edition
 from ..bulletin.edition import draft_hash
 from ..bulletin.excel import write_workbook
-from ..bulletin.html import render_email, render_page
+from ..bulletin.html import render_email, render_email_text, render_page
 from ..bulletin.model import Edition
 from ..periods import TZ, Month, Period, Quarter, as_period, data_period, parse_period
 from ..workspace import Workspace, atomic_write
@@ -53,6 +53,7 @@ class BulletinOutputs:
     version: int = 0           # the published version (第1版 = 1); 0 for a preview
     draft_hash: str = ""       # what it says, without the edition marks (the versions' key)
     correction: tuple[str, ...] = field(default=())  # what a correction changed; () for the first
+    email_text: str = ""       # the mail's plain-text part, from the same model as email_html
 
     @property
     def attachment_names(self) -> dict[str, str]:
@@ -221,4 +222,5 @@ def render_bulletins(
         version=bulletin.version,
         draft_hash=draft,
         correction=tuple(bulletin.correction),
+        email_text=render_email_text(bulletin, ws.templates_dir),
     )

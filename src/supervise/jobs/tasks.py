@@ -411,8 +411,9 @@ def bulletin_message(
     """The bulletin mail: title as subject (a correction's marked 【更正】), the mail-friendly HTML
     as body, files attached."""
     html = outputs.email_html.read_text(encoding="utf-8")
+    text = outputs.email_text or html_to_text(html)   # outputs made without the model: from the HTML
     return build_message(
-        sender=sender, recipient=recipient, subject=outputs.subject or outputs.title, text=html_to_text(html),
+        sender=sender, recipient=recipient, subject=outputs.subject or outputs.title, text=text,
         html=html,
         attachments=[Attachment(path, name) for path, name in outputs.attachments], now=now,
         sender_name=issuer,
