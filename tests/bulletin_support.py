@@ -168,7 +168,7 @@ def make_bulletin(period: str = "2025-03", **kw: Any):  # type: ignore[no-untype
 
 def render(ws: Workspace, period: str = "2025-03", results: list[Any] | None = None):  # type: ignore[no-untyped-def]
     results = results if results is not None else [make_result(ws.registry, period=period)]
-    return render_bulletins(ws, period, results, now=NOW)
+    return render_bulletins(ws, parse_period(period), results, now=NOW)
 
 
 def cells(path: Path) -> dict[str, list[tuple[Any, ...]]]:

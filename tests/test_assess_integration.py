@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from supervise.cli import cli
 from supervise.jobs.assessment import explain, run_assessments
 from supervise.jobs.results import load_result, previous_result
-from supervise.periods import Year
+from supervise.periods import Year, parse_period
 from supervise.workspace import Workspace
 
 from .conftest import at, store_submission
@@ -143,7 +143,7 @@ LEDGER = [
 
 
 def test_run_assessments_worked_by_hand(year_ws: Workspace) -> None:
-    results = run_assessments(year_ws, "2025", now=at("2026-01-20 09:00"))
+    results = run_assessments(year_ws, parse_period("2025"), now=at("2026-01-20 09:00"))
     assert [r.rulebook for r in results] == ["cz-park-annual", "t-year"]
     doc = results[1].to_json()
     assert doc["rulebook"] == "t-year" and doc["version"] == "T1"
@@ -166,8 +166,8 @@ def test_run_assessments_worked_by_hand(year_ws: Workspace) -> None:
 
 
 def test_same_inputs_reuse_the_stored_result(year_ws: Workspace) -> None:
-    first = run_assessments(year_ws, "2025", now=at("2026-01-20 09:00"))[1]
-    again = run_assessments(year_ws, "2025", now=at("2026-01-21 09:00"))[1]
+    first = run_assessments(year_ws, parse_period("2025"), now=at("2026-01-20 09:00"))[1]
+    again = run_assessments(year_ws, parse_period("2025"), now=at("2026-01-21 09:00"))[1]
     assert again.assessment_id == first.assessment_id
     assert again.issued_at == first.issued_at == "2026-01-20T09:00:00+08:00"
     conn = year_ws.connect()
@@ -180,7 +180,7 @@ def test_same_inputs_reuse_the_stored_result(year_ws: Workspace) -> None:
         store_submission(conn, "130924", "2025-12", {"CZ44": december_row(95, 24)}, "2026-01-22T09:00:00+08:00")
     finally:
         conn.close()
-    third = run_assessments(year_ws, "2025", now=at("2026-01-22 10:00"))[1]
+    third = run_assessments(year_ws, parse_period("2025"), now=at("2026-01-22 10:00"))[1]
     assert third.assessment_id != first.assessment_id
     assert third.unit("130924").reporting_state == "late"
     conn = year_ws.connect()
@@ -207,15 +207,15 @@ def test_a_run_reads_each_period_once(year_ws: Workspace, monkeypatch: pytest.Mo
     real_status, real_values = reads.reporting_status, reads.current_values
     monkeypatch.setattr(reads, "reporting_status", lambda c, r, p, d: statuses.append(str(p)) or real_status(c, r, p, d))
     monkeypatch.setattr(reads, "current_values", lambda c, p: values.append(p) or real_values(c, p))
-    results = run_assessments(year_ws, "2025", now=at("2026-01-20 09:00"))
+    results = run_assessments(year_ws, parse_period("2025"), now=at("2026-01-20 09:00"))
     assert len(results) == 2 and statuses == ["2025-12"] and values == ["2025-12"]
-    render_bulletins(year_ws, "2025", results, now=at("2026-01-20 09:00"))
+    render_bulletins(year_ws, parse_period("2025"), results, now=at("2026-01-20 09:00"))
     assert statuses == ["2025-12"]
     assert values[0] == "2025-12" and len(values) == len(set(values)) and "2025Q4" in values
 
 
 def test_explain_json_and_table(year_ws: Workspace) -> None:
-    run_assessments(year_ws, "2025", now=at("2026-01-20 09:00"))
+    run_assessments(year_ws, parse_period("2025"), now=at("2026-01-20 09:00"))
     runner = CliRunner()
     res = runner.invoke(
         cli, ["--home", str(year_ws.home), "explain", "--county", "130981", "--year", "2025",
@@ -283,7 +283,7 @@ def test_fewer_than_six_units_no_settlement(ws: Workspace) -> None:
             store_submission(conn, county.code, "2025-12", {f"X{county.code}": december_row(50, 20)}, ON_TIME)
     finally:
         conn.close()
-    (result,) = [r for r in run_assessments(ws, "2025", now=at("2026-01-20 09:00")) if r.rulebook == "cz-park-annual"]
+    (result,) = [r for r in run_assessments(ws, parse_period("2025"), now=at("2026-01-20 09:00")) if r.rulebook == "cz-park-annual"]
     assert len(result.units) == 5
     assert result.settlement is not None and not result.settlement.applies
     assert "仅5个" in result.settlement.reason
@@ -298,7 +298,7 @@ def test_monthly_default_rulebook_with_a_missing_county(ws: Workspace) -> None:
             store_submission(conn, county, "2025-03", {f"X{county}": december_row(50, 5)}, "2025-04-02T10:00:00+08:00")
     finally:
         conn.close()
-    (result,) = run_assessments(ws, "2025-03", now=at("2025-04-10 09:00"))
+    (result,) = run_assessments(ws, parse_period("2025-03"), now=at("2025-04-10 09:00"))
     assert result.rulebook == "cz-monthly"
     missing = result.unit("130924")
     assert missing.reporting_state == "missing" and missing.rank == 14
@@ -310,7 +310,7 @@ def test_monthly_default_rulebook_with_a_missing_county(ws: Workspace) -> None:
     assert result.unit("130983").score == 90.0
     # tech_invest (rank): all 13 share place 1 → 15 each; 海兴 takes no place → 0.
     assert {u.scores["tech_invest"].points for u in result.units if u.county_code != "130924"} == {15.0}
-    doc = explain(ws, "130983", "2025-03")
+    doc = explain(ws, "130983", parse_period("2025-03"))
     (a,) = doc["assessments"]
     growth = a["indicators"][0]
     # (1000 − 900) / 900 × 100 = 11.11…; everybody equal → minmax full weight 25

@@ -14,6 +14,7 @@ from supervise.assess.model import (
 )
 from supervise.bulletin import bulletin_title
 from supervise.bulletin.build import FULL_TABLE_MAX, tier_of
+from supervise.periods import parse_period
 from supervise.registry import County, Registry, load_registry
 from supervise.workspace import Workspace
 
@@ -38,7 +39,7 @@ from .bulletin_support import (
     ],
 )
 def test_titles(period: str, title: str) -> None:
-    assert bulletin_title(period) == title
+    assert bulletin_title(parse_period(period)) == title
 
 
 def test_header_and_rulebook_named() -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from supervise.intake.ingest import ingest_files
 from supervise.intake.readers import OLE_MAGIC
-from supervise.periods import Month, Quarter
+from supervise.periods import Month, Quarter, parse_period
 from supervise.workspace import Workspace, init_workspace
 
 from .intake_corpus import (
@@ -311,7 +311,7 @@ def test_inbox_folder_names_the_sender(base: Workspace, tmp_path: Path) -> None:
 
 def test_expected_period(base: Workspace, tmp_path: Path) -> None:
     path = good(base, tmp_path, CZ01__rd_ytd=81)
-    f = ingest_files(base, [path], county=HUANGHUA, now=NOW, period="2025-02").files[0]
+    f = ingest_files(base, [path], county=HUANGHUA, now=NOW, period=parse_period("2025-02")).files[0]
     assert f.verdict == "rejected"
     assert [(p.code, p.where) for p in f.problems] == [("period_mismatch", "填报表!F2")]
 

@@ -87,7 +87,7 @@ def test_resubmission_supersedes_and_history_lists_changes(ws: Workspace, tmp_pa
     a = send(ws, first, "2025-04-03 10:00")
     b = send(ws, second, "2025-04-04 11:00")
     assert (a.verdict, b.verdict, b.supersedes) == ("accepted", "accepted", a.submission_id)
-    h = history(ws, HUANGHUA, "2025-03")
+    h = history(ws, HUANGHUA, MARCH)
     assert [(v["submission_id"], v["state"], v["file_name"], v["sender_code"]) for v in h["versions"]] == [
         (a.submission_id, "superseded", "v1.xlsx", HUANGHUA),
         (b.submission_id, "current", "v2.xlsx", HUANGHUA),

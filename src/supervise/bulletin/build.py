@@ -14,7 +14,7 @@ from typing import TypeVar
 from ..assess.engine import DEDUCTION_LABELS
 from ..assess.model import AssessmentResult, Deduction, UnitResult
 from ..assess.settlement import REWARD_NEW, REWARD_UPGRADED
-from ..periods import TZ, Month, Period, Quarter, Year, as_period, chinese_date
+from ..periods import TZ, Month, Period, Quarter, Year, chinese_date
 from ..registry import Goal, Registry
 from ..status import STATE_LABELS, CountyStatus, rates
 from .model import (
@@ -63,7 +63,7 @@ TIER_BOUNDS = ((500 * YI, TIER_500), (200 * YI, TIER_200), (100 * YI, TIER_100))
 # --------------------------------------------------------------------------- helpers
 
 
-def bulletin_title(period: Period | str) -> str:
+def bulletin_title(period: Period) -> str:
     """关于2025年3月全市县域特色产业集群发展情况的通报 (quarter: 第一季度; year: 2025年度)."""
     return f"关于{period_label(period)}全市县域特色产业集群发展情况的通报"
 
@@ -82,8 +82,8 @@ def correction_heading(edition: Edition) -> str:
             f"与第{before}版相比：")
 
 
-def period_label(period: Period | str) -> str:
-    p = as_period(period)
+def period_label(period: Period) -> str:
+    p = period
     if isinstance(p, Year):
         return f"{p.year}年度"
     return p.label

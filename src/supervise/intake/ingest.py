@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DatabaseFault
-from ..periods import TZ, Period, as_period
+from ..periods import TZ, Period
 from ..registry import unknown_county_message
 from ..store import submissions as store
 from ..workspace import Workspace
@@ -475,13 +475,13 @@ def ingest_files(
     dry_run: bool = False,
     now: datetime,
     source: str = "cli",
-    period: Period | str | None = None,
+    period: Period | None = None,
     progress: Progress | None = None,
 ) -> IngestReport:
     """Ingest the given files; `county` names the sender, `received_at` the real receipt time."""
     _check_sender(ws, county)
     _check_received_at(received_at, now)
-    p = as_period(period) if period is not None else None
+    p = period
     items = [(Path(x), str(x), county) for x in paths]
     return _run(ws, items, now=now, dry_run=dry_run, source=source, period=p,
                 received_at=received_at, remove=False, progress=progress)
@@ -498,13 +498,13 @@ def collect_inbox(
     *,
     now: datetime,
     dry_run: bool = False,
-    period: Period | str | None = None,
+    period: Period | None = None,
     received_at: datetime | None = None,
     progress: Progress | None = None,
 ) -> IngestReport:
     """Ingest everything under inbox/ (inbox/<county_code>/ names the sender), then remove what was stored."""
     _check_received_at(received_at, now)
-    p = as_period(period) if period is not None else None
+    p = period
     skipped: list[dict[str, str]] = []
     settle = settle_seconds_of(ws)
     report = _run(ws, settled(inbox_files(ws, skipped), settle), now=now, dry_run=dry_run, source="inbox", period=p,

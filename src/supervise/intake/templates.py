@@ -26,7 +26,7 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Protection, Si
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
-from ..periods import Month, Period, Quarter, as_period, chinese_date, dataset_title
+from ..periods import Month, Period, Quarter, chinese_date, dataset_title
 from ..printing import print_setup
 from ..registry import Indicator, Registry, unknown_county_message
 from ..workspace import Workspace, atomic_write
@@ -110,10 +110,10 @@ def template_name(county_code: str, county_name: str, period: Period) -> str:
 
 
 def write_templates(
-    ws: Workspace, period: Period | str, county_code: str | None = None
+    ws: Workspace, period: Period, county_code: str | None = None
 ) -> list[dict[str, str]]:
     """Write one blank template per (assessed) county, or only `county_code`'s."""
-    p = as_period(period)
+    p = period
     if not isinstance(p, (Month, Quarter)):
         raise TypeError(f"templates exist for months and quarters, not {p}")
     dataset = p.dataset

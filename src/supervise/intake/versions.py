@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ..periods import Period, parse_period
+from ..periods import Period
 from ..registry import unknown_county_message
 from ..store import submissions as store
 from ..workspace import Workspace
@@ -15,7 +15,7 @@ from .results import IntakeError, iso
 
 
 def reject_submission(
-    ws: Workspace, county_code: str, period: Period | str, reason: str, *, actor: str, now: datetime
+    ws: Workspace, county_code: str, period: Period, reason: str, *, actor: str, now: datetime
 ) -> dict[str, Any]:
     """退回: send the version in force back to the county, with a reason; recorded in the audit,
     and the county's contacts mailed the reason (a mail not delivered waits in the outbox).
@@ -29,7 +29,7 @@ def reject_submission(
         raise IntakeError(unknown_county_message(county_code))
     if not reason or not reason.strip():
         raise IntakeError("a reason is required (退回须说明原因)")
-    key = str(parse_period(str(period)))
+    key = str(period)
     with hold(ws.home, WORKSPACE_LOCK, wait=ws.settings.jobs.lock_wait, now=now):
         conn = ws.connect()
         try:
@@ -45,9 +45,9 @@ def reject_submission(
             "received_at": row.received_at, "notice": notice.to_json()}
 
 
-def history(ws: Workspace, county_code: str, period: Period | str) -> dict[str, Any]:
+def history(ws: Workspace, county_code: str, period: Period) -> dict[str, Any]:
     """Every version on record (who, when, file, hash, verdict, state) and what changed between accepted ones."""
-    key = str(parse_period(str(period)))
+    key = str(period)
     conn = ws.connect()
     try:
         rows = store.all_versions(conn, county_code, key)

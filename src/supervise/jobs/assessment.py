@@ -17,7 +17,7 @@ from ..assess.explain import explain_not_assessable, explain_unit
 from ..assess.loading import load_rulebooks
 from ..assess.model import AssessmentResult
 from ..assess.rulebook import Rulebook
-from ..periods import Period, as_period, data_period
+from ..periods import Period, data_period
 from ..registry import unknown_county_message
 from ..workspace import Workspace
 from .reads import PeriodReads
@@ -76,7 +76,7 @@ def prepare(
 
 
 def run_assessments(
-    ws: Workspace, period: Period | str, *, now: datetime, provisional: bool = False
+    ws: Workspace, period: Period, *, now: datetime, provisional: bool = False
 ) -> Assessed:
     """Assess every rulebook whose `period` is this period's kind, store and return the results
     (sorted by rulebook id). Same inputs → the same stored result, issued when first assessed.
@@ -88,7 +88,7 @@ def run_assessments(
 
     The results come with the run's reads (`Assessed`): the bulletin rendered from these
     results reuses them instead of reading the same submissions again."""
-    p = as_period(period)
+    p = period
     books = [b for b in workspace_rulebooks(ws) if b.period == p.kind]
     reads = run_reads(ws, as_of=now)
     out = []
@@ -150,14 +150,14 @@ def rulebook_checks(
 
 
 def explain(
-    ws: Workspace, county_code: str, period: Period | str, rulebook_id: str | None = None,
+    ws: Workspace, county_code: str, period: Period, rulebook_id: str | None = None,
     *, now: datetime | None = None, provisional: bool = False,
 ) -> dict[str, Any]:
     """How one county's score was reached under each rulebook for the period (read-only).
 
     Reporting states are those at `now` (when given). A `provisional` preview is computed afresh,
     never taken from the stored results; a rulebook with too little to rank on says why instead."""
-    p = as_period(period)
+    p = period
     county = ws.registry.counties.get(county_code)
     if county is None:
         raise AssessError(unknown_county_message(county_code))

@@ -23,7 +23,7 @@ from ..bulletin.edition import draft_hash
 from ..bulletin.excel import write_workbook
 from ..bulletin.html import render_email, render_email_text, render_page
 from ..bulletin.model import Edition
-from ..periods import TZ, Month, Period, Quarter, as_period, data_period, parse_period
+from ..periods import TZ, Month, Period, Quarter, data_period, parse_period
 from ..workspace import Workspace, atomic_write
 from .reads import PeriodReads
 from .results import previous_result
@@ -152,7 +152,7 @@ def render_bulletins(
     `edition_of` numbers a bulletin for delivery: given what it says (the draft hash), it
     answers which version this is and what it corrects, printed on every file; without it (a
     preview) no version is printed. Files are written with `[reports] file_mode`."""
-    p = as_period(period)
+    p = period
     reads = getattr(results, "reads", None) or PeriodReads(ws.registry, ws.settings.deadlines)
     conn = ws.connect()
     try:
