@@ -172,10 +172,10 @@ def test_large_registry_is_excerpted() -> None:
 
 def test_a_rejected_countys_clusters_read_returned_not_unreported(ws: Workspace) -> None:
     """One word for one thing: 黄骅's four clusters under a 退回 read 退回, the others 未报送."""
-    from supervise.bulletin.build import _clusters
+    from supervise.bulletin.tables import cluster_table
     from supervise.periods import Month
 
-    rows, _summary = _clusters(ws.registry, {}, Month(2025, 3), {"130983": "rejected", "130982": "missing"})
+    rows, _summary = cluster_table(ws.registry, {}, Month(2025, 3), {"130983": "rejected", "130982": "missing"})
     by_county = {(r.county_code, r.absent) for r in rows}
     assert {a for c, a in by_county if c == "130983"} == {"退回"}
     assert {a for c, a in by_county if c == "130982"} == {"未报送"}
