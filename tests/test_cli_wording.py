@@ -48,7 +48,7 @@ def test_collect_help_is_short_and_chinese() -> None:
     assert result.output == (
         "Usage: supervise collect [OPTIONS]\n"
         "\n"
-        "  收取收件箱中的文件，并重发 outbox 中待发的邮件（每小时任务）。\n"
+        "  收取收件箱和报送邮箱（[imap]）中的文件，并重发 outbox 中待发的邮件（每小时任务）。\n"
         "\n"
         "Options:\n"
         "  --json      在 stdout 输出一个 JSON 文档（日志写入 stderr）。\n"
@@ -63,7 +63,8 @@ def test_collect_help_is_short_and_chinese() -> None:
     ["explain", "--county", "999999", "--month", "2025-03"],
     ["templates", "--county", "999999", "--month", "2025-03"],
     ["templates", "--month", "2025-03", "--county", "999999", "--json"],
-], ids=lambda a: a[0])
+    ["users", "add", "clerk", "--role", "county", "--county", "999999", "--password-stdin"],
+], ids=lambda a: " ".join(a[:2]) if a[0] == "users" else a[0])
 def test_an_unknown_county_is_the_same_line_and_exit_status_in_every_command(
     ws: Workspace, tmp_path: Path, args: list[str]
 ) -> None:
@@ -76,7 +77,7 @@ def test_an_unknown_county_is_the_same_line_and_exit_status_in_every_command(
 def test_every_command_taking_county_is_covered() -> None:
     takes = sorted(name.split()[-1] for name, command in _commands(cli, "supervise")
                    if any("--county" in getattr(p, "opts", ()) for p in command.params))
-    assert takes == ["explain", "history", "ingest", "reject", "templates"]
+    assert takes == ["add", "explain", "history", "ingest", "reject", "templates"]
 
 
 def test_ingest_speaks_chinese_and_a_rerun_says_unchanged(ws: Workspace, tmp_path: Path) -> None:

@@ -227,6 +227,6 @@ def main() -> None:
 
 
 # Register the commands of each area.
-from . import cli_assess, cli_demo, cli_export, cli_intake, cli_jobs  # noqa: E402,F401
+from . import cli_assess, cli_demo, cli_export, cli_intake, cli_jobs, cli_web  # noqa: E402,F401
 
 __all__ = ["cli", "main", "Month", "Quarter", "Year"]

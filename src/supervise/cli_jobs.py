@@ -147,13 +147,17 @@ def _echo_deliveries(deliveries: list[Any], delivered: bool = True, provisional:
 @json_option
 @workspace_required
 def collect(ws: Workspace, as_json: bool) -> None:
-    """收取收件箱中的文件，并重发 outbox 中待发的邮件（每小时任务）。"""
+    """收取收件箱和报送邮箱（[imap]）中的文件，并重发 outbox 中待发的邮件（每小时任务）。"""
     from .jobs import collect as collect_job
 
     result = _job(lambda: collect_job(ws, now(), clock=now), as_json)
     if result is None:
         return
     click.echo(safe_text(f"收件箱：{cli_intake.ingest_summary_line(result.ingest)}"))
+    if result.mail is not None and result.mail.enabled:
+        click.echo(safe_text(f"报送邮箱：{result.mail.summary_line()}"))
+        for m in result.mail.set_aside:
+            click.echo(safe_text(f"  未收取：{m.sender or '（无发件人）'}「{m.subject}」：{m.reason_text}"))
     _echo_deliveries(result.deliveries)
 
 

@@ -334,4 +334,25 @@ def build_demo(
         bulletins += written
         runs.append({"period": str(period), "bulletins": written})
         echo(f"{period}：通报已写入 {ws.report_dir(period)}")
-    return {"home": str(ws.home), "files_accepted": ingested, "runs": runs, "bulletins": bulletins}
+    accounts = demo_accounts(ws, now=now, echo=echo)
+    return {"home": str(ws.home), "files_accepted": ingested, "runs": runs, "bulletins": bulletins,
+            "accounts": accounts}
+
+
+DEMO_COUNTY = "130929"   # 献县: its March file was rejected, then corrected
+
+
+def demo_accounts(ws: Workspace, *, now: datetime, echo: Callable[[str], None] = print) -> list[dict[str, str]]:
+    """One county and one staff account for the web, with new passwords, and how to log in."""
+    from .web.users import add_user, generate_password
+
+    made = []
+    for name, role, county in (("demo-county", "county", DEMO_COUNTY), ("demo-staff", "staff", None)):
+        password = generate_password()
+        add_user(ws, name, role, county=county, password=password, now=now)
+        made.append({"name": name, "role": role, "county_code": county or "", "password": password})
+    echo(f"网页演示：supervise --home {ws.home} serve，然后用浏览器打开 http://127.0.0.1:8000/ 登录：")
+    echo(f"  县（市）填报员（{ws.registry.county_name(DEMO_COUNTY)}）：demo-county，密码 {made[0]['password']}")
+    echo(f"  市工信局工作人员：demo-staff，密码 {made[1]['password']}")
+    echo("  报送情况看板：http://127.0.0.1:8000/staff?period=2025-03")
+    return made

@@ -74,6 +74,28 @@ class SmtpSettings:
 
 
 @dataclass(frozen=True)
+class ImapSettings:
+    """[imap]: the 报送 mailbox that `collect` reads (off while host is empty)."""
+
+    host: str
+    port: int = 993
+    username: str = ""
+    password: str = ""
+    ssl: bool = True
+    starttls: bool = False
+    folder: str = "INBOX"
+    done_folder: str = "Processed"
+    aside_folder: str = "Set-aside"
+    timeout: float = 60.0
+    max_message_bytes: int = 30_000_000
+    max_attachments: int = 20
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
+
+
+@dataclass(frozen=True)
 class DeliverySettings:
     """[delivery]: who gets the bulletins and the alerts, and how hard to try."""
 
@@ -174,6 +196,17 @@ class Settings:
         )
 
     @property
+    def imap(self) -> ImapSettings:
+        i = self.section("imap")
+        return ImapSettings(
+            host=str(i["host"]), port=int(i["port"]), username=str(i["username"]), password=str(i["password"]),
+            ssl=bool(i["ssl"]), starttls=bool(i["starttls"]), folder=str(i["folder"]),
+            done_folder=str(i["done_folder"]), aside_folder=str(i["aside_folder"]),
+            timeout=float(i["timeout_seconds"]), max_message_bytes=int(i["max_message_bytes"]),
+            max_attachments=int(i["max_attachments"]),
+        )
+
+    @property
     def delivery(self) -> DeliverySettings:
         d = self.section("delivery")
         return DeliverySettings(
@@ -224,7 +257,21 @@ def load_settings(path: Path) -> Settings:
     _check_addresses(path, merged["delivery"])
     _check_coverage(path, merged["assessment"])
     _check_file_mode(path, merged["reports"])
+    _check_imap(path, merged["imap"])
     return Settings(merged)
+
+
+def _check_imap(path: Path, imap: dict[str, Any]) -> None:
+    """[imap] folders, refused here: a mailbox read with nowhere distinct to put what was read
+    would be read again at every collect."""
+    if not imap["host"]:
+        return
+    names = [imap["folder"], imap["done_folder"], imap["aside_folder"]]
+    if not all(n.strip() for n in names) or len(set(names)) != 3:
+        raise WorkspaceError(
+            f"{path}: [imap] folder, done_folder and aside_folder must be three different, non-empty "
+            f"folder names, not {names!r}"
+        )
 
 
 def _check_file_mode(path: Path, reports: dict[str, Any]) -> None:

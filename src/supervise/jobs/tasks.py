@@ -28,6 +28,7 @@ from .runner import JobContext, PartialFailure, run_job
 if TYPE_CHECKING:  # the steps' modules are imported when a job runs, not with this one
     from ..assess.model import AssessmentResult
     from ..bulletin.model import Edition
+    from ..intake.mailbox import MailReport
     from ..intake.results import IngestReport
     from ..status import CountyStatus
     from .render import BulletinOutputs, EditionOf
@@ -130,12 +131,16 @@ def _not_stored(summary: dict[str, Any]) -> str | None:
 class CollectResult:
     ingest: dict[str, Any]
     deliveries: list[DeliveryOutcome] = field(default_factory=list)
+    mail: MailReport | None = None     # the 报送 mailbox ([imap]), read after the inbox
 
     def detail(self) -> dict[str, Any]:
-        return {"ingest": self.ingest, "deliveries": [d.to_json() for d in self.deliveries]}
+        doc = {"ingest": self.ingest, "deliveries": [d.to_json() for d in self.deliveries]}
+        if self.mail is not None:
+            doc["mail"] = self.mail.summary()
+        return doc
 
     def to_json(self) -> dict[str, Any]:
-        return self.detail()
+        return {**self.detail(), "mail": self.mail.to_json() if self.mail is not None else []}
 
 
 def collect(
@@ -151,10 +156,13 @@ def collect(
 
     def body(ctx: JobContext) -> CollectResult:
         result = CollectResult(_ingest_summary(steps.collect_inbox(ws, now=now)))
+        from ..intake.mailbox import collect_mail
+
+        result.mail = collect_mail(ws, ctx.conn, now=now, checkpoint=ctx.checkpoint)
         outbox = Outbox.open(ws, ctx.conn)
         outbox.flush(now)
         result.deliveries = outbox.outcomes
-        problems = [m for m in (_not_stored(result.ingest),) if m]
+        problems = [m for m in (_not_stored(result.ingest), result.mail.error) if m]
         if outbox.failed:
             problems.append(_failed_message(outbox.failed))
         if problems:

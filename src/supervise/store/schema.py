@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from . import editions, results, runs, submissions
+from . import accounts, editions, mail, results, runs, submissions
 
 # Each entry: (version, description, SQL script). Versions are 1, 2, 3, ... in order.
 MIGRATIONS: list[tuple[int, str, str]] = [
@@ -13,6 +13,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (3, "job runs and deliveries", runs.SCHEMA),
     (4, "which inbox file each version was read from", submissions.INBOX_SCHEMA),
     (5, "each published version of a period's bulletin", editions.SCHEMA),
+    (6, "web accounts, sessions, failed logins and the web's audit log", accounts.SCHEMA),
+    (7, "each message read from the 报送 mailbox, for intake by mail", mail.SCHEMA),
 ]
 
 
