@@ -163,6 +163,28 @@ def test_received_at_overrides_receipt_time(ws: Workspace, tmp_path: Path) -> No
     assert s.state == "on_time"
 
 
+def test_a_batch_gives_each_file_its_own_sender_and_receipt_time(ws: Workspace, tmp_path: Path) -> None:
+    """ingest_batch (the mails of one collect): one run, each file judged as its own ingest_files."""
+    from supervise.intake.ingest import ingest_batch
+
+    hh = filled(ws, HUANGHUA, MARCH, tmp_path / "hh.xlsx")
+    rq = filled(ws, RENQIU, MARCH, tmp_path / "rq.xlsx")
+    stray = filled(ws, RENQIU, MARCH, tmp_path / "stray.xlsx")     # 任丘's file, sent as 黄骅's
+    report = ingest_batch(ws, [
+        (hh, HUANGHUA, at("2025-04-05 18:30")),     # before the deadline (5 April 24:00): on time
+        (rq, RENQIU, at("2025-04-06 08:00")),       # the morning after: one day late
+        (stray, HUANGHUA, at("2025-04-05 10:00")),
+    ], now=at("2025-04-07 09:00"), source="mail")
+    assert [(f.verdict, f.received_at) for f in report.files[:2]] == [
+        ("accepted", "2025-04-05T18:30:00+08:00"), ("accepted", "2025-04-06T08:00:00+08:00")]
+    assert report.files[2].verdict == "rejected"
+    assert [p.code for p in report.files[2].problems] == ["county_mismatch"]
+    by = {s.county_code: s for s in _status(ws)}
+    assert (by[HUANGHUA].state, by[RENQIU].state, by[RENQIU].days_late) == ("on_time", "late", 1)
+    with pytest.raises(IntakeError):    # a receipt time in the future is refused before anything is read
+        ingest_batch(ws, [(hh, HUANGHUA, at("2025-04-08 09:00"))], now=at("2025-04-07 09:00"))
+
+
 # ------------------------------------------------------------------ 退回 and status
 
 

@@ -12,6 +12,7 @@ import click
 
 from .cli import cli, county_option, emit_json, json_option, now, period_options, workspace_required
 from .cli_text import safe_markup, safe_text
+from .labels import SOURCE_LABELS
 from .periods import Period, parse_time
 from .workspace import Workspace
 
@@ -46,7 +47,6 @@ _out = _LazyConsole()
 VERDICT_LABELS = {"accepted": "已受理", "warning": "有提示", "rejected": "退回"}
 UNCHANGED_LABEL = "未变化"
 VERSION_STATE_LABELS = {"current": "有效", "superseded": "已被替代", "rejected": "校验未通过", "returned": "已退回"}
-SOURCE_LABELS = {"cli": "命令行", "inbox": "收件箱"}
 DELIVERY_STATE_LABELS = {"pending": "待发送", "sent": "已发送", "failed": "发送失败", "superseded": "已被替代",
                          "skipped": "已跳过"}
 

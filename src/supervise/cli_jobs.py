@@ -22,6 +22,7 @@ from .cli import (
     workspace_required,
 )
 from .cli_text import safe_markup, safe_text
+from .labels import ORIGIN_LABELS
 from .periods import Kind, Period
 from .workspace import Workspace
 
@@ -296,7 +297,6 @@ def runs(ws: Workspace, limit: int, job: str | None, as_json: bool) -> None:
 
 
 RUN_STATE_LABELS = {"running": "运行中", "success": "成功", "error": "失败", "skipped": "跳过"}
-ORIGIN_LABELS = {"cli": "命令行", "scheduler": "调度", "catch_up": "补跑"}
 RUNS_HEADER = ("编号", "任务", "报告期", "开始", "结束", "用时", "结果", "来源", "说明")
 
 

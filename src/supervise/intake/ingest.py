@@ -30,7 +30,7 @@ import pickle
 import sqlite3
 import stat
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -53,6 +53,15 @@ log = logging.getLogger("supervise.intake")
 
 
 Progress = Callable[[int, int, str], None]
+# A file to read: its path and sender, and the receipt time it was given (None: the run's).
+Task = tuple[Path, str | None, datetime | None]
+# A file of a run: path, the name to report, sender, and optionally its own receipt time.
+Item = tuple[Path, str, str | None] | tuple[Path, str, str | None, datetime | None]
+
+
+def _with_receipt(context: dict[str, Any], task: Task) -> dict[str, Any]:
+    """The reading context of one file: with its own receipt time when it was given one."""
+    return context if task[2] is None else {**context, "received_at": task[2]}
 
 # Every file is read and judged in a worker process (`sandbox`), which a file can kill
 # without killing the ingest; two of them read ahead of the main process when there is work.
@@ -211,7 +220,7 @@ class _Ingest:
             "rules": self.rules, "known_codes": self.known_codes, "period": period,
             "index": self.index, "received_at": self.received_at,
         }
-        self.pool: SandboxPool[tuple[Path, str | None], _Prepared] | None = None
+        self.pool: SandboxPool[Task, _Prepared] | None = None
         if workers > 0:
             self.pool = self._start_pool(workers)   # forked before the database is opened
         try:
@@ -254,12 +263,12 @@ class _Ingest:
         return store.current_numbers(self.conn, county, str(period))
 
     # ------------------------------------------------------------------ workers
-    def _start_pool(self, workers: int) -> SandboxPool[tuple[Path, str | None], _Prepared] | None:
+    def _start_pool(self, workers: int) -> SandboxPool[Task, _Prepared] | None:
         made_dirs: set[Path] = set()
         context = self.context
 
-        def work(task: tuple[Path, str | None]) -> _Prepared:
-            return _picklable(_prepare(task[0], task[1], made_dirs=made_dirs, **context))
+        def work(task: Task) -> _Prepared:
+            return _picklable(_prepare(task[0], task[1], made_dirs=made_dirs, **_with_receipt(context, task)))
 
         try:
             return SandboxPool(work, self._unreadable, workers=workers,
@@ -269,25 +278,26 @@ class _Ingest:
             log.warning("no reader processes (%s); reading in this process, without limits", exc)
             return None
 
-    def _unreadable(self, task: tuple[Path, str | None], reason: str) -> _Prepared:
+    def _unreadable(self, task: Task, reason: str) -> _Prepared:
         """A file that killed its reader (memory, time): archived, never parsed again, rejected."""
-        p = _prepare(task[0], task[1], made_dirs=self._made_dirs, judge=False, **self.context)
+        p = _prepare(task[0], task[1], made_dirs=self._made_dirs, judge=False, **_with_receipt(self.context, task))
         if p.problem is None and p.error is None and not p.oversized:
             server = self.pool is not None and self.pool.server_fault
             code = "reader_failed" if server else "file_unreadable"
             p.validated = Validated(problems=[Problem(code, unreadable_message(reason, server=server))])
         return p
 
-    def prepare_all(self, tasks: list[tuple[Path, str | None]]) -> Iterable[_Prepared]:
+    def prepare_all(self, tasks: list[Task]) -> Iterable[_Prepared]:
         """Each file read, archived and judged (in the workers), in the order of `tasks`."""
         if self.pool is not None:
             return self.pool.run(tasks, ahead=_AHEAD_FILES)
-        return (_prepare(path, sender, made_dirs=self._made_dirs, **self.context) for path, sender in tasks)
+        return (_prepare(t[0], t[1], made_dirs=self._made_dirs, **_with_receipt(self.context, t)) for t in tasks)
 
     # ------------------------------------------------------------------ one file
-    def one(self, path: Path, display: str, sender: str | None, prepared: _Prepared) -> FileResult:
+    def one(self, path: Path, display: str, sender: str | None, prepared: _Prepared,
+            received_at: datetime | None = None) -> FileResult:
         res = FileResult(file=stored_name(display))
-        received = self._arrival(prepared)
+        received = iso(received_at) if received_at is not None else self._arrival(prepared)
         res.received_at = received
         try:
             self._one(path, sender, received, res, prepared)
@@ -487,6 +497,28 @@ def ingest_files(
                 received_at=received_at, remove=False, progress=progress)
 
 
+def ingest_batch(
+    ws: Workspace,
+    files: Iterable[tuple[Path | str, str | None, datetime | None]],
+    *,
+    now: datetime,
+    source: str = "cli",
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Several files in one run — one registry index, one reader pool, one connection, batched
+    transactions — each with its own sender and receipt time (None: now): what `ingest_files`
+    does for one sender, for files that came from several (the mails of one collect). The
+    report lists the files in the order given."""
+    items: list[Item] = []
+    for path, county, received_at in files:
+        _check_sender(ws, county)
+        _check_received_at(received_at, now)
+        items.append((Path(path), str(path), county, received_at))
+    return _run(ws, items, now=now, dry_run=dry_run, source=source, period=None,
+                received_at=None, remove=False, progress=progress)
+
+
 def _check_received_at(received_at: datetime | None, now: datetime) -> None:
     """A receipt time decides on time or late: one in the future would make a late file on time."""
     if received_at is not None and received_at > now:
@@ -545,7 +577,7 @@ def _workers_for(n_files: int) -> int:
 
 def _run(
     ws: Workspace,
-    items: list[tuple[Path, str, str | None]],
+    items: Sequence[Item],
     *,
     now: datetime,
     dry_run: bool,
@@ -564,7 +596,7 @@ def _run(
         raise database_fault(ws, exc) from exc
     remover = _Remover() if remove and not dry_run else None
     batch: list[tuple[FileResult, Path]] = []    # recorded in the batch still open
-    prepared = iter(job.prepare_all([(p, s) for p, _d, s in items]))
+    prepared = iter(job.prepare_all([(it[0], it[2], it[3] if len(it) > 3 else None) for it in items]))
 
     def lose_batch(reason: str) -> None:
         # SQLite rolled the open batch back: none of its files is stored; they stay in the inbox.
@@ -585,12 +617,13 @@ def _run(
 
     ok = False
     try:
-        for i, (path, display, sender) in enumerate(items):
+        for i, item in enumerate(items):
+            path, display, sender = item[0], item[1], item[2]
             if progress is not None:
                 progress(i, len(items), display)
             p = next(prepared)
             job.begin()
-            result = job.one(path, display, sender, p)
+            result = job.one(path, display, sender, p, item[3] if len(item) > 3 else None)
             report.files.append(result)
             log.debug("%s: %s", display, result.verdict)
             if result.batch_lost:

@@ -382,16 +382,33 @@ class _Collect:
             bodies = self.server.fetch([u for u in undecided if u not in big], "body")
             headers = self.server.fetch(big, "header")
         moves: dict[str, list[tuple[int, int, MailEntry]]] = {}
+        # First every message of the chunk recorded (archived, its row written), then the files of
+        # all of them ingested in one run (`ingest_batch`), then each decided, answered and moved.
+        begun: list[tuple[int, MailEntry, store.MailRow, MailMessage | None, bool]] = []
         for uid in chunk:
             entry = MailEntry(None, self.uv, uid, None, None, None, "", None, None, "received")
             self.report.messages.append(entry)
             try:
-                row = self._one(uid, listing[uid], known.get(uid), bodies.get(uid), headers.get(uid), entry)
+                first, parsed = self._begin(uid, listing[uid], known.get(uid), bodies.get(uid), headers.get(uid),
+                                            entry)
             except (sqlite3.Error, DatabaseFault):   # the server's fault: stop, the message stays
                 raise
             except _mailbox_errors():
                 raise
             except Exception as exc:  # noqa: BLE001 - one message never stops the others; it stays in the folder
+                log.exception("mail uid %d: not finished", uid)
+                entry.error = f"{type(exc).__name__}: {exc}"
+                continue
+            begun.append((uid, entry, first, parsed, headers.get(uid) is not None))
+        self._ingest_ahead([(r, p, large) for _u, _e, r, p, large in begun])
+        for uid, entry, first, parsed, large in begun:
+            try:
+                row = self._finish(first, parsed, large, entry)
+            except (sqlite3.Error, DatabaseFault):
+                raise
+            except _mailbox_errors():
+                raise
+            except Exception as exc:  # noqa: BLE001
                 log.exception("mail uid %d: not finished", uid)
                 entry.error = f"{type(exc).__name__}: {exc}"
                 continue
@@ -459,14 +476,24 @@ class _Collect:
 
     def _one(self, uid: int, meta: _Listed, row: store.MailRow | None, raw: bytes | None, header: bytes | None,
              entry: MailEntry) -> store.MailRow | None:
+        first, parsed = self._begin(uid, meta, row, raw, header, entry)
+        return self._finish(first, parsed, header is not None, entry)
+
+    def _begin(self, uid: int, meta: _Listed, row: store.MailRow | None, raw: bytes | None, header: bytes | None,
+               entry: MailEntry) -> tuple[store.MailRow, MailMessage | None]:
+        """The message recognised or recorded (archived first), not yet decided."""
         with self._timed("record"):
-            row, parsed = self._recognise(uid, meta, row, raw, header, entry)
-        assert row is not None
-        entry.id, entry.sender, entry.county_code = row.id, row.sender, row.county_code
-        entry.subject, entry.message_id, entry.received_at = row.subject or "", row.message_id, row.received_at
+            found, parsed = self._recognise(uid, meta, row, raw, header, entry)
+        assert found is not None
+        entry.id, entry.sender, entry.county_code = found.id, found.sender, found.county_code
+        entry.subject, entry.message_id, entry.received_at = found.subject or "", found.message_id, found.received_at
+        return found, parsed
+
+    def _finish(self, row: store.MailRow, parsed: MailMessage | None, big: bool, entry: MailEntry) -> store.MailRow:
+        """Decide the message (its files ingested, or set aside) and queue the reply."""
         if row.state == "received":
             assert parsed is not None
-            row = self._decide(row, parsed, big=header is not None)
+            row = self._decide(row, parsed, big=big)
             if row.state == "received":
                 entry.error = ("数据库未能保存本邮件的文件，邮件留在邮箱中，下次收取时重新处理 / the database did not "
                                "store its files; it stays in the folder for the next collect")
@@ -571,6 +598,25 @@ class _Collect:
         return counties[0], ""
 
     def _decide(self, row: store.MailRow, parsed: MailMessage, *, big: bool) -> store.MailRow:
+        county, reason, detail = self._verdict(row, parsed, big=big)
+        if reason is not None:
+            log.warning("mail %d from %s set aside: %s", row.id, row.sender, reason)
+            store.decide(self.conn, row.id, state="set_aside", county_code=county, reason=reason, detail=detail,
+                         at=stamp(self.now))
+        else:
+            assert county is not None
+            files = self._ingest(row, county, parsed.attachments)
+            if files is None:
+                return row
+            detail["files"] = files
+            store.decide(self.conn, row.id, state="ingested", county_code=county, detail=detail, at=stamp(self.now))
+        decided = store.get(self.conn, row.id)
+        assert decided is not None
+        return decided
+
+    def _verdict(self, row: store.MailRow, parsed: MailMessage, *, big: bool
+                 ) -> tuple[str | None, str | None, dict[str, Any]]:
+        """(county, why it is set aside or None, detail) of a message still to be decided."""
         county, why = self._county_of(parsed.sender)
         ignored = [{"file": a.shown, "reason": a.note} for a in parsed.ignored]
         reason: str | None = None
@@ -587,29 +633,56 @@ class _Collect:
             detail["note"] = f"附件{parsed.named_parts}个，超过上限{self.s.max_attachments}个"
         elif not parsed.attachments:
             reason = "no_spreadsheet"
-        if reason is not None:
-            log.warning("mail %d from %s set aside: %s", row.id, row.sender, reason)
-            store.decide(self.conn, row.id, state="set_aside", county_code=county, reason=reason, detail=detail,
-                         at=stamp(self.now))
-        else:
-            assert county is not None
-            files = self._ingest(row, county, parsed.attachments)
-            if files is None:
-                return row
-            detail["files"] = files
-            store.decide(self.conn, row.id, state="ingested", county_code=county, detail=detail, at=stamp(self.now))
-        decided = store.get(self.conn, row.id)
-        assert decided is not None
-        return decided
+        return county, reason, detail
+
+    def _ingest_ahead(self, begun: list[tuple[store.MailRow, MailMessage | None, bool]]) -> None:
+        """The files of every message of a chunk that will be ingested, in one ingest run (one
+        registry index, one reader pool, one connection): each with its county and its message's
+        receipt time. `_ingest` then takes each message's verdicts from here."""
+        from .ingest import ingest_batch
+
+        self._ahead: dict[tuple[int, int], dict[str, Any]] = {}
+        self._lost: set[int] = set()
+        todo: list[tuple[int, int, Attachment]] = []
+        files: list[tuple[Path, str | None, datetime | None]] = []
+        for row, parsed, big in begun:
+            if row.state != "received" or parsed is None:
+                continue
+            county, reason, _detail = self._verdict(row, parsed, big=big)
+            if reason is not None or county is None:
+                continue
+            folder = self.ws.home / (row.folder or "")
+            for i, a in enumerate(parsed.attachments):
+                if store.mail_submission(self.conn, a.sha256, county, row.received_at) is None:
+                    todo.append((row.id, i, a))
+                    files.append((folder / str(i + 1) / a.name, county, datetime.fromisoformat(row.received_at)))
+        if not files:
+            return
+        with self._timed("ingest"):
+            report = ingest_batch(self.ws, files, now=self.now, source="mail")
+        self.checkpoint("mail_ingested")
+        for (row_id, i, a), result in zip(todo, report.files):
+            if result.not_stored:
+                self._lost.add(row_id)
+            doc = result.to_json()
+            doc["file"] = a.shown   # the name as sent, never the server's path
+            self._ahead[(row_id, i)] = doc
 
     def _ingest(self, row: store.MailRow, county: str, attachments: list[Attachment]) -> list[dict[str, Any]] | None:
         """Each attachment's ingest `files` object; None if the database lost the batch (retried next time)."""
         from . import ingest_files
 
         folder = self.ws.home / (row.folder or "")
+        if row.id in getattr(self, "_lost", ()):
+            log.error("mail %d: the database did not store its files; it stays in the folder", row.id)
+            return None
+        ahead = getattr(self, "_ahead", {})
         results: dict[int, dict[str, Any]] = {}
         todo: list[int] = []
         for i, a in enumerate(attachments):
+            if (row.id, i) in ahead:     # ingested with the rest of its chunk
+                results[i] = ahead[(row.id, i)]
+                continue
             prior = store.mail_submission(self.conn, a.sha256, county, row.received_at)
             if prior is not None:   # an interrupted collect stored it already
                 results[i] = _stored_result(self.conn, prior, a.shown)

@@ -13,11 +13,11 @@ from flask import Blueprint, Response, abort, g, jsonify, request, send_file, ur
 from ..errors import SuperviseError
 from ..intake.problems import Problem
 from ..jobs.locks import LockBusy
+from ..labels import SOURCE_LABELS
 from ..periods import Month, Period, Quarter
 from .app import error_page, render, site, wants_json
 from .auth import audit, roles, time_text
 from .reading import (
-    SOURCE_LABELS,
     UNCHANGED_LABEL,
     VERDICT_LABELS,
     VERSION_STATE_LABELS,

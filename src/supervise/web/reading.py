@@ -18,7 +18,6 @@ from ..workspace import Workspace
 VERDICT_LABELS = {"accepted": "已受理", "warning": "有提示", "rejected": "退回"}
 UNCHANGED_LABEL = "未变化"
 VERSION_STATE_LABELS = {"current": "有效", "superseded": "已被替代", "rejected": "校验未通过", "returned": "已退回"}
-SOURCE_LABELS = {"cli": "命令行", "inbox": "收件箱", "web": "网上报送", "mail": "邮件"}
 
 
 def parse_report_period(text: str | None, *, kinds: tuple[str, ...] = ("month", "quarter")) -> Period | None:

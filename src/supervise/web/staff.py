@@ -13,6 +13,7 @@ from flask import Blueprint, Response, abort, g, request, send_file, url_for
 
 from ..errors import SuperviseError
 from ..jobs.locks import LockBusy
+from ..labels import ORIGIN_LABELS
 from ..periods import Period
 from ..store import runs as store_runs
 from .app import connection, error_page, render, site
@@ -33,10 +34,10 @@ from .reading import (
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 RUN_STATE_LABELS = {"running": "运行中", "success": "成功", "error": "失败", "skipped": "跳过"}
-ORIGIN_LABELS = {"cli": "命令行", "scheduler": "调度", "catch_up": "补跑", "web": "网页"}
 MAIL_STATE_LABELS = {"pending": "待发送", "sent": "已发送", "failed": "发送失败（留在 outbox 待重发）",
                      "superseded": "已被替代"}
-MAIL_KIND_LABELS = {"bulletin": "通报", "reminder": "催报", "alert": "故障告警", "return_notice": "退回通知"}
+MAIL_KIND_LABELS = {"bulletin": "通报", "reminder": "催报", "alert": "故障告警", "return_notice": "退回通知",
+                    "mail_reply": "报送回执"}
 JOB_LABELS = {"collect": "收取", "remind": "催报", "run_month": "月度考核", "run_quarter": "季度考核",
               "run_year": "年度考核", "catch_up": "补跑", "preview_month": "月度预览", "preview_quarter": "季度预览",
               "preview_year": "年度预览"}
