@@ -59,6 +59,21 @@ class Bureau:
     city: str
 
 
+ATTACHMENTS = ("xlsx", "html", "docx", "pdf")
+
+
+@dataclass(frozen=True)
+class BulletinSettings:
+    """[bulletin]: the 通报 as an official document (版头, 文号, 主送, 版记) and what the mail attaches."""
+
+    issuer: str                   # 发文机关标志 and signature; "" = [bureau] issuer
+    number: str                   # 文号 pattern: {year}, {seq}; "" = none
+    addressee: str                # 主送机关
+    printed_by: str               # 印发机关; "" = the issuer
+    cc: str                       # 抄送; "" = none
+    attach: tuple[str, ...]       # of ATTACHMENTS
+
+
 @dataclass(frozen=True)
 class SmtpSettings:
     """[smtp]: the mail server."""
@@ -151,7 +166,7 @@ FILE_MODE = re.compile(r"0?[0-7]{3}")
 class Settings:
     """Settings from supervise.toml, each section a dict, defaults filled in.
 
-    The typed accessors (bureau, smtp, delivery, reminder_days, assessment, jobs, reports) read keys that
+    The typed accessors (bureau, bulletin, smtp, delivery, reminder_days, assessment, jobs, reports) read keys that
     `load_settings` always fills from data/supervise.toml: no default is repeated here.
     """
 
@@ -180,6 +195,18 @@ class Settings:
     def bureau(self) -> Bureau:
         b = self.section("bureau")
         return Bureau(issuer=str(b["issuer"]), city=str(b["city"]))
+
+    @property
+    def bulletin(self) -> BulletinSettings:
+        d = self.section("bulletin")
+        return BulletinSettings(
+            issuer=str(d["issuer"]) or self.bureau.issuer,
+            number=str(d["number"]),
+            addressee=str(d["addressee"]),
+            printed_by=str(d["printed_by"]),
+            cc=str(d["cc"]),
+            attach=tuple(str(a) for a in d["attach"]),
+        )
 
     @property
     def smtp(self) -> SmtpSettings:
@@ -258,7 +285,25 @@ def load_settings(path: Path) -> Settings:
     _check_coverage(path, merged["assessment"])
     _check_file_mode(path, merged["reports"])
     _check_imap(path, merged["imap"])
+    _check_bulletin(path, merged["bulletin"])
     return Settings(merged)
+
+
+def _check_bulletin(path: Path, bulletin: dict[str, Any]) -> None:
+    """[bulletin] number and attach, refused here rather than when the period's 通报 is written."""
+    try:
+        bulletin["number"].format(year=2025, seq="")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise WorkspaceError(
+            f"{path}: [bulletin] number {bulletin['number']!r}: 只能使用 {{year}} 和 {{seq}} / only {{year}} "
+            f"and {{seq}} may be used ({exc})"
+        ) from exc
+    for item in bulletin["attach"]:
+        if item not in ATTACHMENTS:
+            raise WorkspaceError(
+                f"{path}: [bulletin] attach: {item!r} 不是可附带的文件 / is not an attachment; "
+                f"known: {', '.join(ATTACHMENTS)}"
+            )
 
 
 def _check_imap(path: Path, imap: dict[str, Any]) -> None:
