@@ -54,13 +54,16 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
 
 def _wait_text(driver: Any, text: str, timeout: float = 30) -> str:
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-    from selenium.webdriver.common.by import By
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)).until(
-        lambda d: text in d.find_element(By.TAG_NAME, "body").text)
-    return str(driver.find_element(By.TAG_NAME, "body").text)
+    # The page's text read in one script call: while a form posts and the next page loads, an
+    # element found a moment before may already belong to the old document (a stale node).
+    def page_text(d: Any) -> str:
+        return str(d.execute_script("return document.body ? document.body.innerText : ''"))
+
+    WebDriverWait(driver, timeout, ignored_exceptions=(WebDriverException,)).until(lambda d: text in page_text(d))
+    return page_text(driver)
 
 
 def _login(driver: Any, base: str, name: str) -> None:
