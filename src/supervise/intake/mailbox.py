@@ -348,6 +348,10 @@ class _Collect:
         self.registry = ws.registry
         self.limits = ZipLimits.of(ws.settings.limits)
         self.addresses = _addresses(self.registry)
+        # The verdicts of the files ingested ahead with their chunk (`_ingest_ahead`), by
+        # (message row, attachment), and the messages whose batch the database did not store.
+        self._ahead: dict[tuple[int, int], dict[str, Any]] = {}
+        self._lost: set[int] = set()
 
     # -------------------------------------------------------------- the folder, chunk by chunk
 
@@ -641,8 +645,8 @@ class _Collect:
         receipt time. `_ingest` then takes each message's verdicts from here."""
         from .ingest import ingest_batch
 
-        self._ahead: dict[tuple[int, int], dict[str, Any]] = {}
-        self._lost: set[int] = set()
+        self._ahead.clear()
+        self._lost.clear()
         todo: list[tuple[int, int, Attachment]] = []
         files: list[tuple[Path, str | None, datetime | None]] = []
         for row, parsed, big in begun:
@@ -673,10 +677,10 @@ class _Collect:
         from . import ingest_files
 
         folder = self.ws.home / (row.folder or "")
-        if row.id in getattr(self, "_lost", ()):
+        if row.id in self._lost:
             log.error("mail %d: the database did not store its files; it stays in the folder", row.id)
             return None
-        ahead = getattr(self, "_ahead", {})
+        ahead = self._ahead
         results: dict[int, dict[str, Any]] = {}
         todo: list[int] = []
         for i, a in enumerate(attachments):
