@@ -25,13 +25,20 @@ def test_files_and_names(filled: Workspace) -> None:
     assert out.xlsx == folder / "bulletin-2025-03.xlsx" and out.html == folder / "bulletin-2025-03.html"
     assert out.email_html == folder / "email-2025-03.html" and out.json == folder / "results-2025-03.json"
     assert out.title == TITLE
-    assert out.attachment_names == {"xlsx": f"{TITLE}.xlsx", "html": f"{TITLE}.html"}
+    assert out.docx == folder / "bulletin-2025-03.docx" and out.pdf == folder / "bulletin-2025-03.pdf"
+    assert out.attachment_names == {"xlsx": f"{TITLE}.xlsx", "html": f"{TITLE}.html", "docx": f"{TITLE}.docx",
+                                    "pdf": f"{TITLE}.pdf"}
+    # The shipped [bulletin] attach: all four, the workbook first.
+    assert [name for _, name in out.attachments] == [f"{TITLE}.xlsx", f"{TITLE}.html", f"{TITLE}.docx",
+                                                     f"{TITLE}.pdf"]
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["bulletin-2025-03.xlsx", "bulletin-2025-03.html", "email-2025-03.html", "results-2025-03.json"])
+        ["bulletin-2025-03.xlsx", "bulletin-2025-03.html", "bulletin-2025-03.docx", "bulletin-2025-03.pdf",
+         "email-2025-03.html", "results-2025-03.json"])
+    assert out.docx.read_bytes()[:2] == b"PK" and out.pdf.read_bytes()[:5] == b"%PDF-"
     doc = json.loads(out.json.read_text(encoding="utf-8"))
     assert doc["period"] == "2025-03"
-    assert doc["outputs"] == {"xlsx": str(out.xlsx), "html": str(out.html), "json": str(out.json),
-                              "email": str(out.email_html)}
+    assert doc["outputs"] == {"xlsx": str(out.xlsx), "html": str(out.html), "docx": str(out.docx),
+                              "pdf": str(out.pdf), "json": str(out.json), "email": str(out.email_html)}
     (a,) = doc["assessments"]
     assert a["rulebook"] == "cz-monthly" and a["ranking"][0]["county_name"] == "黄骅市"
 
@@ -132,7 +139,7 @@ def test_issued_date_falls_back_to_now(filled: Workspace) -> None:
 
 def test_crash_mid_write_keeps_previous_files(filled: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     out = render(filled)
-    before = {p: p.read_bytes() for p in (out.xlsx, out.html, out.email_html, out.json)}
+    before = {p: p.read_bytes() for p in (out.xlsx, out.html, out.docx, out.pdf, out.email_html, out.json)}
     real_fsync = os.fsync
     calls = {"n": 0}
 

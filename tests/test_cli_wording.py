@@ -134,7 +134,7 @@ def test_demo_lists_every_bulletin_and_refuses_to_build_over_data(tmp_path: Path
     result = CliRunner().invoke(cli, ["--home", str(home), "demo", "--months", "1"])
     assert result.exit_code == 0, result.output
     periods = ["2024-12", "2025-01", "2024Q4", "2024"]
-    expected = [f"  {home}/reports/{p}/bulletin-{p}.{ext}" for p in periods for ext in ("xlsx", "html")]
+    expected = [f"  {home}/reports/{p}/bulletin-{p}.{ext}" for p in periods for ext in ("xlsx", "html", "docx", "pdf")]
     assert result.stdout.splitlines() == [
         f"演示工作目录：{home}",
         result.stdout.splitlines()[1],

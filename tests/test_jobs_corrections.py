@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+import docx
 import openpyxl
 import pytest
 
@@ -20,6 +21,7 @@ from supervise.workspace import Workspace
 
 from .bulletin_support import make_result
 from .smtp_server import RECIPIENTS, SmtpServer, configure, running_smtp
+from .test_bulletin_pdf import pages
 from .test_jobs_support import NOW, fake_collect
 
 
@@ -102,7 +104,7 @@ def test_a_correction_says_so_with_its_version_and_what_changed(ws: Workspace, s
     assert mail.message["Subject"] == subject
     assert _body(mail)[:4] == ["【更正】第2版", heading, f"1. {changes[0]}", f"2. {changes[1]}"]
     assert {p.get_filename() for p in mail.message.iter_attachments()} == {
-        f"{TITLE}（第2版）.xlsx", f"{TITLE}（第2版）.html"}
+        f"{TITLE}（第2版）.xlsx", f"{TITLE}（第2版）.html", f"{TITLE}（第2版）.docx", f"{TITLE}（第2版）.pdf"}
 
     page = corrected.outputs.html.read_text(encoding="utf-8")
     assert f"<title>{subject}</title>" in page
@@ -115,6 +117,14 @@ def test_a_correction_says_so_with_its_version_and_what_changed(ws: Workspace, s
     assert [cover.cell(row=r, column=1).value for r in range(1, 5)] == ["【更正】第2版", heading, *changes]
     assert "（第2版）" in [cover.cell(row=r, column=1).value for r in range(5, 15)]
     assert book["综合排名"].oddFooter.center.text.endswith("2025年3月　第2版\n第 &P 页，共 &N 页")
+
+    # The Word and PDF 通报 say the same under the 版头's red rule, right above the title.
+    assert corrected.outputs.docx is not None and corrected.outputs.pdf is not None
+    paragraphs = [p.text for p in docx.Document(str(corrected.outputs.docx)).paragraphs]
+    title = paragraphs.index(TITLE)
+    assert paragraphs[title - 4:title] == ["【更正】第2版", heading, *changes]
+    text = "".join(pages(corrected.outputs.pdf)[0].split())     # lines wrapped where the page ends them
+    assert all("".join(line.split()) in text for line in ("【更正】第2版", heading, *changes)), text
 
     conn = ws.connect()
     try:

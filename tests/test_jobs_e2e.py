@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -84,7 +85,8 @@ def test_supervise_run_json_is_the_spec_document_and_a_rerun_changes_nothing(hom
     assert len(monthly["ranking"]) == 14
     assert {"county_code", "county_name", "score", "rank", "points", "deductions"} <= set(monthly["ranking"][0])
     assert min(r["rank"] for r in monthly["ranking"]) == 1
-    assert set(doc["outputs"]) == {"xlsx", "html", "json"} and all(Path(p).exists() for p in doc["outputs"].values())
+    assert set(doc["outputs"]) == {"xlsx", "html", "docx", "pdf", "json"}
+    assert all(Path(p).exists() for p in doc["outputs"].values())
     assert doc["ingest"]["accepted"] == 14
     assert sorted((m["recipient"], m["state"]) for m in doc["delivery"]["mails"]) == [
         (RECIPIENTS[0], "sent"), (RECIPIENTS[1], "sent")]
@@ -93,16 +95,18 @@ def test_supervise_run_json_is_the_spec_document_and_a_rerun_changes_nothing(hom
     msg = mail.message
     assert msg["Subject"] == TITLE
     attachments = {p.get_filename(): p.get_content() for p in msg.iter_attachments()}
-    assert set(attachments) == {f"{TITLE}.xlsx", f"{TITLE}.html"}
+    assert set(attachments) == {f"{TITLE}.xlsx", f"{TITLE}.html", f"{TITLE}.docx", f"{TITLE}.pdf"}
     book = load_workbook(BytesIO(attachments[f"{TITLE}.xlsx"]))
     assert book.sheetnames
+    assert attachments[f"{TITLE}.docx"] == Path(doc["outputs"]["docx"]).read_bytes()
+    assert attachments[f"{TITLE}.pdf"] == Path(doc["outputs"]["pdf"]).read_bytes()
     assert TITLE in msg.get_body(("html",)).get_content()
     assert TITLE in msg.get_body(("plain",)).get_content()
 
     # The delivery key is the bulletin itself: a hash over the bytes of the files written.
     folder = home / "reports" / "2025-03"
-    written = {"xlsx": "bulletin-2025-03.xlsx", "html": "bulletin-2025-03.html",
-               "email": "email-2025-03.html", "json": "results-2025-03.json"}
+    written = {"xlsx": "bulletin-2025-03.xlsx", "html": "bulletin-2025-03.html", "docx": "bulletin-2025-03.docx",
+               "pdf": "bulletin-2025-03.pdf", "email": "email-2025-03.html", "json": "results-2025-03.json"}
     assert doc["delivery"]["content_hash"] == content_hash(
         {k: (folder / name).read_bytes() for k, name in written.items()})
 
@@ -128,6 +132,8 @@ def test_a_rerun_that_changes_nothing_says_so(home: Path, smtp: SmtpServer) -> N
         "  cz-monthly 2025.1：14 个单位参加排名",
         f"  Excel 通报：{folder / 'bulletin-2025-03.xlsx'}",
         f"  网页通报：{folder / 'bulletin-2025-03.html'}",
+        f"  Word 公文：{folder / 'bulletin-2025-03.docx'}",
+        f"  PDF 通报：{folder / 'bulletin-2025-03.pdf'}",
         f"  结果数据：{folder / 'results-2025-03.json'}",
         "  邮件：已发送 2",
     ]
@@ -136,6 +142,35 @@ def test_a_rerun_that_changes_nothing_says_so(home: Path, smtp: SmtpServer) -> N
     assert again.stdout.splitlines()[-2:] == ["  未变化：通报与上次运行时相同", "  邮件：已发送过，未重发 2"]
     collected = runner.invoke(cli, ["--home", str(home), "collect"])
     assert (collected.exit_code, collected.stdout) == (0, "收件箱：没有新文件，未变化\n")
+
+
+def test_bulletin_settings_head_the_word_and_pdf_and_choose_the_attachments(home: Path, smtp: SmtpServer) -> None:
+    """[bulletin]: the 版头, 文号 and 主送 printed on the Word and PDF 通报; the mail attaches what
+    `attach` lists, in its order."""
+    from docx import Document
+
+    from .test_bulletin_pdf import pages
+
+    extra = ('[bulletin]\nissuer = "沧州市工业和信息化局"\nnumber = "沧工信〔{year}〕{seq}号"\n'
+             'addressee = "各县（市）工信局："\nattach = ["pdf", "xlsx"]\n')
+    configure(Workspace(home), smtp, extra=extra)
+    result = CliRunner().invoke(cli, ["--home", str(home), "run", "--month", "2025-03", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    [mail] = smtp.to(RECIPIENTS[0])
+    assert [p.get_filename() for p in mail.message.iter_attachments()] == [f"{TITLE}.pdf", f"{TITLE}.xlsx"]
+
+    # The 文号: the year the 通报 is issued (this run's), its 发文顺序号 left blank (two full-width
+    # spaces) for the office to fill in.
+    paragraphs = [p.text for p in Document(doc["outputs"]["docx"]).paragraphs]
+    [issued] = [p for p in paragraphs if re.fullmatch(r"\d{4}年\d{1,2}月\d{1,2}日", p)]   # the 落款's date
+    year = issued[:4]
+    assert paragraphs[0] == "沧州市工业和信息化局"
+    assert f"沧工信〔{year}〕　　号" in paragraphs[:5]
+    title = paragraphs.index(TITLE)
+    assert paragraphs[title + 2] == "各县（市）工信局："
+    first = "".join(pages(Path(doc["outputs"]["pdf"]))[0].split())     # the mark is letter-spaced
+    assert all(text in first for text in ("沧州市工业和信息化局", f"沧工信〔{year}〕", TITLE, "各县（市）工信局："))
 
 
 def _resubmit(home: Path, code: str, factor: float) -> None:
@@ -161,8 +196,8 @@ def test_a_resubmission_goes_out_as_a_correction_naming_what_changed(home: Path,
     folder = home / "reports" / "2025-03"
     # [reports] file_mode = "0640" (the default): the service's group may read what is published.
     assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {
-        "bulletin-2025-03.xlsx": 0o640, "bulletin-2025-03.html": 0o640, "email-2025-03.html": 0o640,
-        "results-2025-03.json": 0o640}
+        "bulletin-2025-03.xlsx": 0o640, "bulletin-2025-03.html": 0o640, "bulletin-2025-03.docx": 0o640,
+        "bulletin-2025-03.pdf": 0o640, "email-2025-03.html": 0o640, "results-2025-03.json": 0o640}
 
     [last] = [r for r in first["assessments"][0]["ranking"] if r["rank"] == 14]
     _resubmit(home, last["county_code"], 1.5)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import docx
 import openpyxl
 import pytest
 from click.testing import CliRunner, Result
@@ -23,6 +24,7 @@ from supervise.workspace import Workspace
 from .conftest import at, store_submission
 from .smtp_server import RECIPIENTS, SmtpServer, configure, running_smtp
 from .test_assess_integration import december_row
+from .test_bulletin_pdf import pages
 from .test_jobs_remind import _with_contacts
 
 HAIXING = "130924"   # 海兴县: has not reported December 2026 by the 4th of January
@@ -153,8 +155,8 @@ def test_provisional_preview_is_marked_on_every_page_never_stored_and_never_mail
 
     folder = ws.report_dir(DECEMBER)
     assert sorted(p.name for p in folder.iterdir()) == [
-        "bulletin-2026-12-provisional.html", "bulletin-2026-12-provisional.xlsx",
-        "email-2026-12-provisional.html", "results-2026-12-provisional.json"]
+        "bulletin-2026-12-provisional.docx", "bulletin-2026-12-provisional.html", "bulletin-2026-12-provisional.pdf",
+        "bulletin-2026-12-provisional.xlsx", "email-2026-12-provisional.html", "results-2026-12-provisional.json"]
     assert doc["outputs"]["html"].endswith("bulletin-2026-12-provisional.html")
     page = (folder / "bulletin-2026-12-provisional.html").read_text(encoding="utf-8")
     assert f"<title>【{MARK}】{TITLE}</title>" in page
@@ -172,6 +174,11 @@ def test_provisional_preview_is_marked_on_every_page_never_stored_and_never_mail
         for part in (sheet.oddFooter, sheet.evenFooter, sheet.firstFooter):  # the mark beside the page numbers
             assert part.center.text.endswith(f"2026年12月\n{MARK}　第 &P 页，共 &N 页"), sheet.title
         assert MARK in sheet["A1"].value, sheet.title
+    # The Word and PDF 通报 say it right above the title: not the official document.
+    banner = f"{MARK}：本文不是正式通报，不排名公布、不发送"
+    paragraphs = [p.text for p in docx.Document(str(folder / "bulletin-2026-12-provisional.docx")).paragraphs]
+    assert paragraphs[paragraphs.index(TITLE) - 1] == banner
+    assert banner in "".join(pages(folder / "bulletin-2026-12-provisional.pdf")[0].split())
 
     assert smtp.received == []
     assert stored_assessments(ws) == 0                     # nothing for the real run to reuse

@@ -110,7 +110,7 @@ def run(ws: Workspace, period: Period | None, due: Kind | None, no_deliver: bool
     _echo_deliveries(result.deliveries, result.delivered, result.provisional)
 
 
-OUTPUT_LABELS = {"xlsx": "Excel 通报", "html": "网页通报", "json": "结果数据"}
+OUTPUT_LABELS = {"xlsx": "Excel 通报", "html": "网页通报", "docx": "Word 公文", "pdf": "PDF 通报", "json": "结果数据"}
 MAIL_STATE_LABELS = {"sent": "已发送", "failed": "未发出（留在 outbox 待重发）", "pending": "待发送",
                      "skipped": "已发送过，未重发", "superseded": "已被替代"}
 

@@ -330,7 +330,7 @@ def build_demo(
 
     for period in periods:
         result = run_period(ws, period, now=now, deliver=False)
-        written = [str(result.outputs.xlsx), str(result.outputs.html)]
+        written = [str(path) for path in result.outputs.files.values()]
         bulletins += written
         runs.append({"period": str(period), "bulletins": written})
         echo(f"{period}：通报已写入 {ws.report_dir(period)}")

@@ -1,4 +1,5 @@
-"""Render a period's bulletins into the workspace: reports/<period>/ (xlsx, html, e-mail html, JSON).
+"""Render a period's bulletins into the workspace: reports/<period>/ (xlsx, html, the 通报 as Word
+and PDF, e-mail html, JSON).
 
 Everything is produced in memory first, then each file is written to a temporary name in the
 same folder, fsync'd and renamed over the old one: a crash leaves the previous file or the new
@@ -19,12 +20,15 @@ from typing import Any
 
 from ..assess.model import AssessmentResult
 from ..bulletin.build import Values, build_bulletin, with_edition
+from ..bulletin.docx import write_docx
 from ..bulletin.edition import draft_hash
 from ..bulletin.excel import write_workbook
 from ..bulletin.html import render_email, render_email_text, render_page
-from ..bulletin.model import Edition
+from ..bulletin.model import Bulletin, Edition
+from ..bulletin.official import DocumentHead
+from ..bulletin.pdf import write_pdf
 from ..periods import TZ, Month, Period, Quarter, data_period, parse_period
-from ..workspace import Workspace, atomic_write
+from ..workspace import BulletinSettings, Workspace, atomic_write
 from .reads import PeriodReads
 from .results import previous_result
 
@@ -54,15 +58,30 @@ class BulletinOutputs:
     draft_hash: str = ""       # what it says, without the edition marks (the versions' key)
     correction: tuple[str, ...] = field(default=())  # what a correction changed; () for the first
     email_text: str = ""       # the mail's plain-text part, from the same model as email_html
+    docx: Path | None = None   # the 通报 as an official document: Word to edit and sign …
+    pdf: Path | None = None    # … and PDF to circulate
+    attach: tuple[str, ...] = ("xlsx", "html")   # what the mail attaches ([bulletin] attach), in order
 
     @property
     def attachment_names(self) -> dict[str, str]:
-        return {"xlsx": self.xlsx_name, "html": self.html_name}
+        """Each file's name in the mail, in Chinese: the workbook's, with its own suffix."""
+        stem = self.xlsx_name.removesuffix(".xlsx")
+        return {"xlsx": self.xlsx_name, "html": self.html_name, "docx": f"{stem}.docx", "pdf": f"{stem}.pdf"}
+
+    @property
+    def files(self) -> dict[str, Path]:
+        """The bulletin's files by kind (xlsx, html, docx, pdf; those written)."""
+        out = {"xlsx": self.xlsx, "html": self.html}
+        for kind, path in (("docx", self.docx), ("pdf", self.pdf)):
+            if path is not None:
+                out[kind] = path
+        return out
 
     @property
     def attachments(self) -> list[tuple[Path, str]]:
-        """(file, name to attach it as) for the mailer."""
-        return [(self.xlsx, self.xlsx_name), (self.html, self.html_name)]
+        """(file, name to attach it as) for the mailer, as `[bulletin] attach` lists them."""
+        files, names = self.files, self.attachment_names
+        return [(files[kind], names[kind]) for kind in self.attach if kind in files]
 
 
 # --------------------------------------------------------------------------- files
@@ -124,6 +143,13 @@ def latest_quarterly(conn: sqlite3.Connection, period: Period, reads: PeriodRead
     return "", {}
 
 
+def document_head(b: Bulletin, settings: BulletinSettings) -> DocumentHead:
+    """What `[bulletin]` prints on the Word and PDF 通报: 版头 and 文号 (its 发文顺序号 left blank
+    for the office to fill in before signing), 主送, 版记."""
+    return DocumentHead.of(b, issuer=settings.issuer, number=settings.number, addressee=settings.addressee,
+                           printed_by=settings.printed_by, cc=settings.cc)
+
+
 def issued_date(results: list[AssessmentResult], now: datetime) -> date:
     for r in results[:1]:
         if r.issued_at:
@@ -144,7 +170,8 @@ def render_bulletins(
     preview: str = "",
     edition_of: EditionOf | None = None,
 ) -> BulletinOutputs:
-    """Build the period's bulletin from the workspace and write its four files atomically.
+    """Build the period's bulletin from the workspace and write its files atomically: the
+    workbook, the page, the 通报 as Word and PDF, the mail's page and the results JSON.
 
     Submissions that the assessment of these results already read (`jobs.assessment.Assessed`)
     are not read again. A `preview` (its mark, e.g. 预览（未到报送截止时间）) is printed on every
@@ -183,6 +210,8 @@ def render_bulletins(
     paths = {
         "xlsx": folder / f"bulletin-{key}{suffix}.xlsx",
         "html": folder / f"bulletin-{key}{suffix}.html",
+        "docx": folder / f"bulletin-{key}{suffix}.docx",
+        "pdf": folder / f"bulletin-{key}{suffix}.pdf",
         "email": folder / f"email-{key}{suffix}.html",
         "json": folder / f"results-{key}{suffix}.json",
     }
@@ -192,8 +221,7 @@ def render_bulletins(
         "provisional": bool(preview),
         **({"preview": preview} if preview else {}),
         "assessments": [r.to_json() for r in results],
-        "outputs": {"xlsx": str(paths["xlsx"]), "html": str(paths["html"]), "json": str(paths["json"]),
-                    "email": str(paths["email"])},
+        "outputs": {kind: str(paths[kind]) for kind in ("xlsx", "html", "docx", "pdf", "json", "email")},
     }
     draft = ""
     if edition_of is not None and not preview:
@@ -203,9 +231,12 @@ def render_bulletins(
         doc["correction"] = list(bulletin.correction)
     xlsx = write_workbook(bulletin)
     page = render_page(bulletin, ws.templates_dir).encode("utf-8")
+    head = document_head(bulletin, ws.settings.bulletin)
+    docx = write_docx(bulletin, head=head)
+    pdf = write_pdf(bulletin, head=head, templates=ws.templates_dir)
     email = render_email(bulletin, ws.templates_dir).encode("utf-8")
     text = json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
-    files = {"xlsx": xlsx, "html": page, "email": email, "json": text.encode("utf-8")}
+    files = {"xlsx": xlsx, "html": page, "docx": docx, "pdf": pdf, "email": email, "json": text.encode("utf-8")}
     mode = ws.settings.reports.file_mode
     for name, data in files.items():
         atomic_write(paths[name], data, mode=mode)
@@ -217,10 +248,13 @@ def render_bulletins(
         title=bulletin.title,
         xlsx_name=bulletin.xlsx_name,
         html_name=bulletin.html_name,
+        docx=paths["docx"],
+        pdf=paths["pdf"],
         content_hash=content_hash(files),
         subject=bulletin.subject,
         version=bulletin.version,
         draft_hash=draft,
         correction=tuple(bulletin.correction),
         email_text=render_email_text(bulletin, ws.templates_dir),
+        attach=ws.settings.bulletin.attach,
     )

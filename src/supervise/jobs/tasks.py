@@ -206,8 +206,8 @@ class RunResult:
         return None if self.provisional else self.outputs.version or None
 
     def output_paths(self) -> dict[str, str | None]:
-        o = self.outputs
-        return {"xlsx": str(o.xlsx), "html": str(o.html), "json": str(o.json)}
+        """The bulletin's files: xlsx, html, docx, pdf and the results json."""
+        return {**{kind: str(path) for kind, path in self.outputs.files.items()}, "json": str(self.outputs.json)}
 
     def to_json(self) -> dict[str, Any]:
         """The `run --json` document (period, assessments, outputs: a contract), plus `ingest`, `delivery`, `provisional` (a preview) and the
